@@ -1,0 +1,148 @@
+"""Opening the DuckDB warehouse: location, migrations, views.
+
+Migrations are the numbered ``schemas/migrations/NNN_name.sql`` files, applied in order, one
+transaction each, recorded in ``schema_version``. Views are ``warehouse/views/*.sql``
+(``CREATE OR REPLACE VIEW``), re-applied whenever the warehouse is opened for writing, so a
+dashboard always sees views that match the code.
+
+DuckDB allows one writing process per file and locks readers of other processes out while it
+writes; :func:`connect` turns that lock error into :class:`WarehouseBusyError` with a clear
+message, and read-only opens retry for a while.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from retroingest.errors import LoadError, WarehouseBusyError
+
+REPO = Path(__file__).resolve().parents[1]
+MIGRATIONS_DIR = REPO / "schemas" / "migrations"
+VIEWS_DIR = REPO / "warehouse" / "views"
+DEFAULT_WAREHOUSE = REPO / "warehouse" / "retro.duckdb"
+ENV_WAREHOUSE = "RETROINGEST_WAREHOUSE"
+
+_MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+
+def default_path() -> Path:
+    """$RETROINGEST_WAREHOUSE, else warehouse/retro.duckdb in the repository."""
+    return Path(os.environ.get(ENV_WAREHOUSE) or DEFAULT_WAREHOUSE)
+
+
+def migrations() -> list[tuple[int, str, Path]]:
+    """(version, name, path) of every migration file, in order."""
+    out = []
+    for p in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        m = _MIGRATION_RE.match(p.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), p))
+    return out
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+def connect(path: str | Path | None = None, *, read_only: bool = False,
+            wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. Writers apply pending migrations and refresh views.
+
+    ``wait_s``: how long to keep retrying while another process holds the lock.
+    """
+    path = Path(path) if path else default_path()
+    if read_only and not path.exists():
+        raise LoadError(str(path), "warehouse does not exist yet: run 'retroingest ingest' first",
+                        reason_code="no_warehouse")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.Error as exc:  # IOException on lock conflicts
+            if not _is_lock_error(exc):
+                raise LoadError(str(path), f"cannot open warehouse: {exc}", reason_code="open_failed") from exc
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    str(path),
+                    "warehouse is locked by another process (an import is running); "
+                    "try again when it finishes",
+                    reason_code="locked",
+                ) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        migrate(con)
+        apply_views(con)
+    return con
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Highest applied migration version (0 for an empty warehouse)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[tuple[int, str, Path]]:
+    """Migrations not yet applied; listing them never writes."""
+    current = schema_version(con)
+    return [m for m in migrations() if m[0] > current]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply pending migrations, one transaction each; returns the versions applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    applied = []
+    for version, name, path in pending_migrations(con):
+        sql = path.read_text()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
+                        [version, name, dt.datetime.now(dt.timezone.utc)])
+            con.execute("COMMIT")
+        except Exception as exc:
+            con.execute("ROLLBACK")
+            raise LoadError(str(path), f"migration {version} ({name}) failed: {exc}",
+                            reason_code="migration_failed") from exc
+        applied.append(version)
+    return applied
+
+
+def apply_views(con: duckdb.DuckDBPyConnection) -> None:
+    """(Re)create every view in warehouse/views/, in file-name order."""
+    if not VIEWS_DIR.exists():
+        return
+    for p in sorted(VIEWS_DIR.glob("*.sql")):
+        con.execute(p.read_text())
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, rolling back on any error so nothing is half-written."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
