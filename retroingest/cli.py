@@ -1,0 +1,165 @@
+"""Command-line interface. Each command opens the warehouse, calls one library function, prints.
+
+Exit codes (documented in README.md):
+  0  success — including a batch in which some files were quarantined (the summary says so)
+  1  failure: the warehouse could not be opened or written, or a query failed
+  2  usage error (bad option or argument)
+  3  the warehouse is locked by another process (an import is running); try again later
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from retroingest import warehouse
+from retroingest.errors import RetroIngestError, WarehouseBusyError
+
+EXIT_FAILURE, EXIT_BUSY = 1, 3
+
+warehouse_option = click.option(
+    "--warehouse", "-w", "warehouse_path", type=click.Path(dir_okay=False, path_type=Path),
+    envvar=warehouse.ENV_WAREHOUSE, show_envvar=True, default=None,
+    help=f"DuckDB warehouse file [default: {warehouse.DEFAULT_WAREHOUSE.relative_to(warehouse.REPO)}]",
+)
+
+
+def _fail(exc: RetroIngestError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_BUSY if isinstance(exc, WarehouseBusyError) else EXIT_FAILURE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="retroingest")
+def main() -> None:
+    """retroingest: FIT, GPX and TCX files into a DuckDB warehouse, with backward-running detection.
+
+    Example: retroingest ingest ~/exports/strava.zip && retroingest status
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@warehouse_option
+@click.option("--workers", "-j", type=click.IntRange(1, 64), default=None, help="parallel decode processes [default: 2]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress display")
+@click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
+              help="seconds to wait for another import to release the warehouse")
+def ingest(paths, warehouse_path, workers, quiet, wait_s):
+    """Ingest activity files, folders (recursively), .gz files and .zip exports.
+
+    Running it twice over the same inputs changes nothing. A bad file is quarantined with its
+    reason and never stops the batch.
+
+    Example: retroingest ingest GARMIN/Activity ~/Downloads/export_12345.zip
+    """
+    from retroingest.ingest import ingest as run_ingest
+
+    wpath = warehouse_path or warehouse.default_path()
+    seen = {"n": 0}
+
+    def progress(label: str, what: str) -> None:
+        seen["n"] += 1
+        if not quiet and sys.stderr.isatty():
+            click.echo(f"\r[{seen['n']}] {what:<11} {Path(label.split('!/')[-1]).name[:60]:<60}", err=True, nl=False)
+        elif not quiet and what in ("quarantined",):
+            click.echo(f"quarantined: {label}", err=True)
+
+    try:
+        result = run_ingest(paths, wpath, workers=workers, progress=progress, lock_wait_s=wait_s)
+    except RetroIngestError as exc:
+        _fail(exc)
+    if not quiet and sys.stderr.isatty():
+        click.echo("", err=True)
+    c = result.counts
+    parts = [f"{k} {c[k]}" for k in ("ingested", "salvaged", "duplicate", "skipped", "quarantined", "unchanged") if c.get(k)]
+    click.echo(f"{result.n_files} files: " + (", ".join(parts) or "nothing new") + f"; {result.n_records:,} records added"
+               f" -> {wpath}")
+    for step, state in result.post_steps.items():
+        click.echo(f"  {step}: {state}")
+    if result.quarantined:
+        click.echo(f"{len(result.quarantined)} file(s) quarantined (the rest of the batch was imported):")
+        for label, reason in result.quarantined:
+            click.echo(f"  {label}: {reason}")
+
+
+def _print_rows(columns: list[str], rows: list[tuple], fmt: str) -> None:
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(columns)
+        w.writerows(rows)
+    elif fmt == "json":
+        click.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=str, indent=1))
+    else:
+        text = [[("" if v is None else str(v)) for v in r] for r in rows]
+        widths = [min(60, max([len(c)] + [len(t[i]) for t in text])) for i, c in enumerate(columns)]
+        click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+        click.echo("  ".join("-" * w for w in widths))
+        for t in text:
+            click.echo("  ".join(v[:w].ljust(w) for v, w in zip(t, widths)))
+        click.echo(f"({len(rows)} rows)")
+
+
+@main.command()
+@click.argument("query")
+@warehouse_option
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query, warehouse_path, fmt):
+    """Run a read-only SQL query on the warehouse.
+
+    Example: retroingest sql "SELECT sport, count(*) FROM v_activities GROUP BY 1" -f csv
+    """
+    import duckdb
+
+    try:
+        con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
+    except RetroIngestError as exc:
+        _fail(exc)
+    try:
+        cur = con.execute(query)
+        columns = [d[0] for d in cur.description] if cur.description else []
+        rows = cur.fetchall() if columns else []
+    except duckdb.Error as exc:
+        click.echo(f"error: query failed: {exc}", err=True)
+        sys.exit(EXIT_FAILURE)
+    finally:
+        con.close()
+    _print_rows(columns, rows, fmt)
+
+
+@main.command()
+@warehouse_option
+def status(warehouse_path):
+    """Counts by status, the last import, and quarantined files with their reasons.
+
+    Example: retroingest status --warehouse warehouse/retro.duckdb
+    """
+    try:
+        con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
+    except RetroIngestError as exc:
+        _fail(exc)
+    try:
+        click.echo(f"warehouse: {warehouse_path or warehouse.default_path()} (schema version {warehouse.schema_version(con)})")
+        counts = con.execute("SELECT status, count(*) FROM source_files GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        click.echo("files: " + (", ".join(f"{s} {n}" for s, n in counts) or "none"))
+        n_act, n_dup, n_rec = con.execute(
+            "SELECT count(*) FILTER (WHERE duplicate_of IS NULL), count(*) FILTER (WHERE duplicate_of IS NOT NULL), "
+            "coalesce(sum(n_records) FILTER (WHERE duplicate_of IS NULL), 0) FROM activities").fetchone()
+        click.echo(f"activities: {n_act} (plus {n_dup} secondary copies of the same activities); records: {n_rec:,}")
+        last = con.execute("SELECT import_id, started_at, finished_at, n_files, n_ingested, n_quarantined, command "
+                           "FROM imports ORDER BY import_id DESC LIMIT 1").fetchone()
+        if last:
+            click.echo(f"last import: #{last[0]} {last[6]} started {last[1]:%Y-%m-%d %H:%M:%S} UTC, "
+                       f"{'finished' if last[2] else 'DID NOT FINISH'}; {last[3]} files, {last[4]} ingested, "
+                       f"{last[5]} quarantined")
+        bad = con.execute("SELECT path, reason FROM source_files WHERE status = 'quarantined' ORDER BY path").fetchall()
+        if bad:
+            click.echo(f"quarantined ({len(bad)}):")
+            for path, reason in bad:
+                click.echo(f"  {path}: {reason}")
+    finally:
+        con.close()

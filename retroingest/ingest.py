@@ -1,0 +1,221 @@
+"""The ingest pipeline, as plain functions: discover → read+hash → decode to staging → load → post-steps.
+
+The CLI's ``ingest`` and the Prefect flows call these same stage functions; flows add only
+scheduling, retries and parallelism. The write lock on the warehouse is held only while
+loading staged files and running the post-load steps, so readers are locked out for as short a
+time as possible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from retroingest import load, stage, warehouse
+from retroingest.errors import RetroIngestError
+from retroingest.sources import SourceItem, discover
+from retroingest.stage import StagedFile
+
+ProgressFn = Callable[[str, str], None]  # (label, what happened)
+
+
+@dataclass
+class IngestResult:
+    counts: dict[str, int] = field(default_factory=dict)
+    n_files: int = 0
+    n_records: int = 0
+    new_activity_ids: list[int] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    import_id: int | None = None
+    post_steps: dict[str, str] = field(default_factory=dict)
+
+
+def read_known(warehouse_path: Path) -> dict:
+    """Paths and hashes already in the warehouse (empty when it does not exist yet)."""
+    if not Path(warehouse_path).exists():
+        return {"by_path": {}, "sha_to_path": {}}
+    con = warehouse.connect(warehouse_path, read_only=True, wait_s=60)
+    try:
+        if warehouse.schema_version(con) == 0:
+            return {"by_path": {}, "sha_to_path": {}}
+        return load.known_files(con)
+    finally:
+        con.close()
+
+
+def unchanged(item: SourceItem, known: dict) -> bool:
+    """Same path, size and mtime as a file already stored: skip without reading it."""
+    prev = known["by_path"].get(item.label)
+    if not prev or item.mtime is None or prev[2] is None:
+        return False
+    return prev[1] == item.size_bytes and abs(prev[2] - item.mtime) < 1e-3
+
+
+def prepare(item: SourceItem, stage_root: Path, known: dict, seen: dict[str, str]) -> tuple[str, object]:
+    """Read and hash one item. Returns ('unchanged', None), ('staged', StagedFile) for files that need
+    no decoding (duplicates, read errors) or ('decode', (label, data, size, mtime, sha))."""
+    if unchanged(item, known):
+        return "unchanged", None
+    try:
+        data = item.read()
+    except RetroIngestError as exc:
+        info = StagedFile(label=item.label, sha256=stage.sha256_hex(item.label.encode()), size_bytes=item.size_bytes,
+                          mtime=item.mtime, status="quarantined", reason=exc.reason, reason_code=exc.reason_code)
+        return "staged", stage.write_note(stage_root, info)
+    sha = stage.sha256_hex(data)
+    prev = known["by_path"].get(item.label)
+    if prev and prev[0] == sha:
+        return "unchanged", None
+    first = known["sha_to_path"].get(sha) or seen.get(sha)
+    if first and first != item.label:
+        info = StagedFile(label=item.label, sha256=sha, size_bytes=item.size_bytes, mtime=item.mtime,
+                          status="duplicate", reason=f"exact copy of {first}", reason_code="exact_duplicate")
+        return "staged", stage.write_note(stage_root, info)
+    seen.setdefault(sha, item.label)
+    return "decode", (item.label, data, item.size_bytes, item.mtime, sha)
+
+
+def _decode_job(args: tuple) -> StagedFile:
+    stage_root, label, data, size, mtime, sha = args
+    return stage.write_stage(Path(stage_root), label, data, size, mtime, sha)
+
+
+def decode_all(items: Iterable[SourceItem], stage_root: Path, known: dict, workers: int = 1,
+               progress: ProgressFn | None = None) -> tuple[list[StagedFile], int]:
+    """Decode every new item into staging, in parallel processes when workers > 1.
+
+    Returns the staged files in discovery order and the number of unchanged files skipped.
+    """
+    seen: dict[str, str] = {}
+    order: list[str] = []
+    ready: dict[str, StagedFile] = {}
+    n_unchanged = 0
+    jobs = []
+    for item in items:
+        kind, payload = prepare(item, stage_root, known, seen)
+        if kind == "unchanged":
+            n_unchanged += 1
+            if progress:
+                progress(item.label, "unchanged")
+            continue
+        order.append(item.label)
+        if kind == "staged":
+            ready[item.label] = payload
+            if progress:
+                progress(item.label, payload.status)
+        else:
+            jobs.append((str(stage_root), *payload))
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for info in pool.map(_decode_job, jobs, chunksize=4):
+                ready[info.label] = info
+                if progress:
+                    progress(info.label, info.status)
+    else:
+        for job in jobs:
+            info = _decode_job(job)
+            ready[info.label] = info
+            if progress:
+                progress(info.label, info.status)
+    return [ready[label] for label in order], n_unchanged
+
+
+PostStep = Callable[..., object]
+
+
+def post_load_steps() -> list[tuple[str, PostStep]]:
+    """Steps run on newly loaded primary activities: classification, then equivalence metrics.
+
+    They are looked up at run time so that the ingest path works before those stages exist.
+    """
+    steps: list[tuple[str, PostStep]] = []
+    try:
+        from retroingest.classify import classify_activities
+        steps.append(("classify", classify_activities))
+    except ImportError:
+        pass
+    try:
+        from retroingest.metrics import compute_equivalence
+        steps.append(("metrics", compute_equivalence))
+    except ImportError:
+        pass
+    return steps
+
+
+def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchanged: int, command: str,
+                    progress: ProgressFn | None = None, run_post_steps: bool = True,
+                    lock_wait_s: float = 0.0) -> IngestResult:
+    """Hold the write lock: record the import, load staged files, run post-load steps."""
+    con = warehouse.connect(warehouse_path, wait_s=lock_wait_s)
+    result = IngestResult(n_files=len(staged) + n_unchanged)
+    try:
+        import_id = load.next_import_id(con)
+        started = dt.datetime.now(dt.timezone.utc)
+        con.execute("INSERT INTO imports (import_id, started_at, command) VALUES (?, ?, ?)",
+                    [import_id, started, command])
+
+        def done(info: StagedFile) -> None:
+            stage.clear(info.stage_dir)
+
+        summary = load.load_staged(con, staged, import_id, on_file=done)
+        summary.counts["unchanged"] = summary.counts.get("unchanged", 0) + n_unchanged
+        result.counts = summary.counts
+        result.n_records = summary.n_records
+        result.new_activity_ids = summary.new_activity_ids
+        result.quarantined = summary.quarantined
+        result.import_id = import_id
+        if run_post_steps and summary.new_activity_ids:
+            for name, fn in post_load_steps():
+                try:
+                    fn(con, summary.new_activity_ids)
+                    result.post_steps[name] = "ok"
+                except Exception as exc:  # data is loaded; a failing post step is reported, not fatal
+                    result.post_steps[name] = f"failed: {type(exc).__name__}: {exc}"
+        c = summary.counts
+        con.execute(
+            "UPDATE imports SET finished_at = ?, n_files = ?, n_ingested = ?, n_salvaged = ?, n_duplicate = ?, "
+            "n_skipped = ?, n_quarantined = ?, n_unchanged = ?, n_records = ? WHERE import_id = ?",
+            [dt.datetime.now(dt.timezone.utc), result.n_files, c.get("ingested", 0), c.get("salvaged", 0),
+             c.get("duplicate", 0), c.get("skipped", 0), c.get("quarantined", 0), c.get("unchanged", 0),
+             summary.n_records, import_id])
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return result
+
+
+def staging_root(warehouse_path: Path) -> Path:
+    """Staging lives beside the warehouse so a crashed run's work can be found and completed."""
+    return Path(str(warehouse_path) + ".staging")
+
+
+def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None = None, *, workers: int | None = None,
+           progress: ProgressFn | None = None, command: str = "cli ingest", run_post_steps: bool = True,
+           lock_wait_s: float = 0.0) -> IngestResult:
+    """Ingest files, folders, .gz files and zip archives into the warehouse. Idempotent."""
+    wpath = Path(warehouse_path) if warehouse_path else warehouse.default_path()
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    workers = workers or min(2, os.cpu_count() or 1)
+    root = staging_root(wpath)
+    root.mkdir(parents=True, exist_ok=True)
+    known = read_known(wpath)
+    staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
+    result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+    return result
+
+
+def temp_stage_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="retroingest-stage-"))
+
+
+

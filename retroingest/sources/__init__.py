@@ -1,0 +1,177 @@
+"""Sources: find activity files and hand out small :class:`SourceItem` records. They never decode.
+
+``discover(paths)`` walks files and folders (recursively), opens ``.gz`` files and the members of
+``.zip`` archives (Strava and Garmin bulk exports nest ``.fit.gz``/``.gpx.gz`` inside zips). Every
+item carries an ``opener`` that returns the decompressed bytes, with limits that refuse zip
+bombs and files far larger than any real activity.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator
+
+from retroingest.errors import SourceError, UnsafeInputError
+
+ACTIVITY_EXTS = (".fit", ".gpx", ".tcx")
+# The largest real activity files seen are a few MB (a 28 h FIT is 2.4 MB, a long GPX ~20 MB).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_ARCHIVE_TOTAL_BYTES = 8 * 1024**3
+MAX_COMPRESSION_RATIO = 200  # FIT/GPX compress 5-30x; hundreds-fold means a bomb
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One candidate file. ``label`` is what source_files.path stores (zip members as 'a.zip!/x.fit')."""
+
+    label: str
+    size_bytes: int                 # size on the source (compressed size for .gz / zip members)
+    mtime: float | None
+    opener: Callable[[], bytes]     # decompressed bytes; raises SourceError / UnsafeInputError
+    origin: str = "path"            # path | zip | watch | inbox | url
+
+    def read(self) -> bytes:
+        return self.opener()
+
+
+def is_candidate(name: str) -> bool:
+    """True for names that may hold an activity: .fit/.gpx/.tcx, optionally .gz, and .zip archives."""
+    n = name.lower()
+    if n.endswith(".gz"):
+        n = n[:-3]
+    return n.endswith(ACTIVITY_EXTS) or n.endswith(".zip")
+
+
+def _gunzip(raw: bytes, label: str) -> bytes:
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            out = gz.read(MAX_FILE_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise UnsafeInputError(label, f"bad gzip data: {exc}", reason_code="bad_gzip") from exc
+    if len(out) > MAX_FILE_BYTES:
+        raise UnsafeInputError(label, f"decompresses to more than {MAX_FILE_BYTES} bytes (refused)",
+                               reason_code="too_large")
+    return out
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UnsafeInputError(str(path), f"file is {size} bytes, larger than any real activity (limit {MAX_FILE_BYTES})",
+                                   reason_code="too_large")
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SourceError(str(path), "file vanished before it could be read", reason_code="vanished") from exc
+    except PermissionError as exc:
+        raise SourceError(str(path), f"permission denied: {exc}", reason_code="unreadable") from exc
+    except IsADirectoryError as exc:
+        raise SourceError(str(path), "is a directory", reason_code="unreadable") from exc
+    if path.name.lower().endswith(".gz"):
+        return _gunzip(data, str(path))
+    return data
+
+
+def _safe_member_name(name: str) -> bool:
+    p = PurePosixPath(name.replace("\\", "/"))
+    return not (p.is_absolute() or ".." in p.parts or (len(name) > 1 and name[1] == ":"))
+
+
+def _zip_items(path: Path) -> Iterator[SourceItem]:
+    """Members of a zip archive, with limits against bombs and unsafe names."""
+    label = str(path)
+    try:
+        zf = zipfile.ZipFile(path)
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield _failing_item(label, path, UnsafeInputError(label, f"bad zip archive: {exc}", reason_code="bad_zip"))
+        return
+    total = sum(i.file_size for i in infos)
+    mtime = path.stat().st_mtime
+    for info in sorted(infos, key=lambda i: i.filename):
+        if info.is_dir() or not is_candidate(info.filename):
+            continue
+        member_label = f"{label}!/{info.filename}"
+        if not _safe_member_name(info.filename):
+            yield _failing_item(member_label, path, UnsafeInputError(
+                member_label, "zip entry name escapes the archive ('..' or absolute path): refused",
+                reason_code="unsafe_path"))
+            continue
+        problem = None
+        if info.file_size > MAX_FILE_BYTES:
+            problem = f"zip entry expands to {info.file_size} bytes (limit {MAX_FILE_BYTES})"
+        elif info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+            problem = f"compression ratio {info.file_size / info.compress_size:.0f}:1 looks like a zip bomb"
+        elif total > MAX_ARCHIVE_TOTAL_BYTES:
+            problem = f"archive expands to {total} bytes in total (limit {MAX_ARCHIVE_TOTAL_BYTES})"
+        if problem:
+            yield _failing_item(member_label, path, UnsafeInputError(member_label, problem + ": refused",
+                                                                     reason_code="zip_bomb"))
+            continue
+        if info.filename.lower().endswith(".zip"):
+            continue  # nested archives are not followed
+
+        def opener(p=path, name=info.filename, lbl=member_label) -> bytes:
+            with zipfile.ZipFile(p) as z, z.open(name) as fh:
+                data = fh.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise UnsafeInputError(lbl, "zip entry larger than declared: refused", reason_code="zip_bomb")
+            return _gunzip(data, lbl) if name.lower().endswith(".gz") else data
+
+        yield SourceItem(member_label, info.compress_size, mtime, opener, origin="zip")
+
+
+def _failing_item(label: str, path: Path, exc: Exception) -> SourceItem:
+    def opener() -> bytes:
+        raise exc
+    try:
+        st = path.stat()
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size, mtime = 0, None
+    return SourceItem(label, size, mtime, opener)
+
+
+def file_items(path: Path, origin: str = "path") -> Iterator[SourceItem]:
+    """Items for one file: itself, or the members of a zip archive."""
+    path = path.absolute()
+    if path.name.lower().endswith(".zip"):
+        yield from _zip_items(path)
+        return
+    try:
+        st = path.stat()
+    except OSError as exc:
+        yield _failing_item(str(path), path, SourceError(str(path), f"cannot stat: {exc}", reason_code="unreadable"))
+        return
+    yield SourceItem(str(path), st.st_size, st.st_mtime, lambda p=path: _read_file(p), origin=origin)
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Candidate files under a folder, sorted, hidden folders skipped, symlinks not followed."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not is_candidate(name):
+                continue
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                target = p.resolve()
+                if not target.is_relative_to(root.resolve()):
+                    continue  # a link out of the folder is not followed
+            yield p
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> Iterator[SourceItem]:
+    """Source items for files, folders (recursive), .gz files and .zip archives, in a stable order."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for f in walk(p):
+                yield from file_items(f)
+        else:
+            yield from file_items(p)

@@ -1,0 +1,133 @@
+"""Staging: decode one file into a small folder of Parquet files plus a JSON note.
+
+This is the hand-over between the parallel decode step and the single warehouse writer: workers
+(processes, Prefect tasks, Dask workers) only ever write their own staging folder, and the loader
+reads finished folders. A folder is complete once ``file.json`` exists (written last, atomically).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from retroingest import canonical
+from retroingest.decode import decode_bytes, sniff_format
+from retroingest.errors import NotActivityError, RetroIngestError
+
+STAGE_VERSION = 1
+
+
+@dataclass
+class StagedFile:
+    """What the loader needs to know about one staged file (``file.json``)."""
+
+    label: str
+    sha256: str
+    size_bytes: int
+    mtime: float | None
+    status: str                      # ok | salvaged | skipped | quarantined | duplicate
+    format: str | None = None
+    decoder: str | None = None
+    reason: str | None = None
+    reason_code: str | None = None
+    fit_file_type: str | None = None
+    n_activities: int = 0
+    n_records: int = 0
+    duplicate_of_label: str | None = None
+    stage_dir: str | None = None
+    version: int = STAGE_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, stage_dir: str | Path) -> "StagedFile":
+        data = json.loads((Path(stage_dir) / "file.json").read_text())
+        data["stage_dir"] = str(stage_dir)
+        return cls(**data)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stage_key(sha256: str, label: str) -> str:
+    """Folder name for one (content, path) pair."""
+    return f"{sha256[:16]}-{hashlib.sha256(label.encode()).hexdigest()[:8]}"
+
+
+def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, default=str, indent=1))
+    os.replace(tmp, path)
+
+
+def _activity_row(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if hasattr(v, "dtype") else v) for k, v in meta.items()}
+
+
+def write_stage(stage_root: Path, label: str, data: bytes, size_bytes: int, mtime: float | None,
+                sha: str | None = None) -> StagedFile:
+    """Decode ``data`` and write its staging folder; never raises for bad input (it is noted)."""
+    sha = sha or sha256_hex(data)
+    out = Path(stage_root) / stage_key(sha, label)
+    if (out / "file.json").exists():
+        return StagedFile.read(out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = StagedFile(label=label, sha256=sha, size_bytes=size_bytes, mtime=mtime, status="ok",
+                      format=sniff_format(data, label))
+    try:
+        decoded = decode_bytes(data, label)
+    except NotActivityError as exc:
+        info.status, info.reason, info.reason_code = "skipped", exc.reason, exc.reason_code
+        if info.format == "fit" and exc.reason_code == "not_activity":
+            info.fit_file_type = exc.reason.split("'")[1] if "'" in exc.reason else None
+    except RetroIngestError as exc:
+        info.status, info.reason, info.reason_code = "quarantined", exc.reason, exc.reason_code
+    except Exception as exc:  # a decoder bug must not stop the batch: quarantine with the evidence
+        info.status, info.reason, info.reason_code = (
+            "quarantined", f"internal decoder error {type(exc).__name__}: {exc}", "decoder_error")
+    else:
+        info.format, info.decoder, info.fit_file_type = decoded.format, decoded.decoder, decoded.fit_file_type
+        if decoded.salvage_reason:
+            info.status, info.reason, info.reason_code = "salvaged", decoded.salvage_reason, decoded.salvage_code
+        rec_frames, lap_frames, metas = [], [], []
+        for act in decoded.activities:
+            i = act.meta["session_index"]
+            rec_frames.append(act.records.with_columns(pl.lit(i, pl.Int32).alias("session_index")))
+            lap_frames.append(act.laps.with_columns(pl.lit(i, pl.Int32).alias("session_index")))
+            metas.append(_activity_row(act.meta))
+        pl.concat(rec_frames).write_parquet(out / "records.parquet", compression="lz4", statistics=False)
+        pl.concat(lap_frames).write_parquet(out / "laps.parquet", compression="lz4", statistics=False)
+        pl.DataFrame(metas, infer_schema_length=None).write_parquet(out / "activities.parquet")
+        info.n_activities = len(metas)
+        info.n_records = sum(f.height for f in rec_frames)
+    info.stage_dir = str(out)
+    _write_json_atomic(out / "file.json", asdict(info))
+    return info
+
+
+def write_note(stage_root: Path, info: StagedFile) -> StagedFile:
+    """Stage a file that needs no decoding (an exact duplicate, a read error): only file.json."""
+    out = Path(stage_root) / stage_key(info.sha256 or "0" * 16, info.label)
+    out.mkdir(parents=True, exist_ok=True)
+    info.stage_dir = str(out)
+    _write_json_atomic(out / "file.json", asdict(info))
+    return info
+
+
+def clear(stage_dir: str | Path) -> None:
+    shutil.rmtree(stage_dir, ignore_errors=True)
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+
