@@ -1,0 +1,87 @@
+"""`make demo`: ingest the bundled sample files (and simulated retro-running sessions) into the
+default warehouse, then print a summary, an example query and where the report is.
+
+Works from the repository alone: the sample files live in examples/data (sources and licences in
+examples/data/SOURCES.md) and the simulated sessions are generated on the spot.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from retroingest import warehouse
+from retroingest.ingest import ingest
+
+REPO = warehouse.REPO
+SAMPLES = REPO / "examples" / "data"
+EXAMPLE_QUERY = """
+SELECT sport, format, count(*) AS activities,
+       round(sum(distance_m) / 1000, 2) AS km,
+       round(sum(duration_s) / 3600, 2) AS hours,
+       round(median(median_cadence_spm)) AS median_cadence_spm
+FROM v_activities GROUP BY ALL ORDER BY activities DESC
+""".strip()
+
+
+def _simulated(out: Path) -> list[Path]:
+    """A few simulated sessions with backward bouts, when the simulator is available."""
+    try:
+        from retroingest.simulate import simulate
+    except ImportError:
+        return []
+    if out.exists():
+        shutil.rmtree(out)
+    simulate(out, n=4, seed=20261123)
+    return [out]
+
+
+def main() -> int:
+    wpath = warehouse.default_path()
+    sim_dir = wpath.parent / "demo-simulated"
+    inputs = [SAMPLES] + _simulated(sim_dir)
+    print(f"Ingesting {', '.join(str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in inputs)}"
+          f" into {wpath} ...")
+    result = ingest(inputs, wpath, command="make demo")
+    c = result.counts
+    print("files: " + ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if v))
+    for step, state in result.post_steps.items():
+        print(f"  {step}: {state}")
+    con = warehouse.connect(wpath, read_only=True)
+    try:
+        print("\nExample query (retroingest sql \"...\"):\n" + EXAMPLE_QUERY + "\n")
+        cur = con.execute(EXAMPLE_QUERY)
+        cols = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+        widths = [max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+        for r in rows:
+            print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+        dups = con.execute("SELECT path, reason FROM source_files WHERE status = 'duplicate' ORDER BY path").fetchall()
+        if dups:
+            print("\nSame activity in several formats, counted once:")
+            for path, reason in dups:
+                print(f"  {Path(path).name}: {reason}")
+        has_segments = con.execute("SELECT count(*) FROM segments WHERE direction = 'backward'").fetchone()[0]
+        if has_segments:
+            print(f"\nBackward segments found: {has_segments}")
+    finally:
+        con.close()
+    report = _report(wpath)
+    if report:
+        print(f"\nReport: {report}")
+    print(f"\nTry: .venv/bin/retroingest status   |   .venv/bin/retroingest sql \"SELECT * FROM v_activities\"")
+    return 0
+
+
+def _report(wpath: Path) -> str | None:
+    try:
+        from retroingest.report import write_report
+    except ImportError:
+        return None
+    return str(write_report(wpath, wpath.parent / "report"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
