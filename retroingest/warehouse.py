@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,10 +55,12 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def connect(path: str | Path | None = None, *, read_only: bool = False,
-            wait_s: float = 0.0) -> duckdb.DuckDBPyConnection:
+            wait_s: float = 0.0, snapshot_fallback: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the warehouse. Writers apply pending migrations and refresh views.
 
     ``wait_s``: how long to keep retrying while another process holds the lock.
+    A read-only open that finds the file locked by a writer opens the last published snapshot
+    instead, when there is one (see :func:`publish_snapshot`, docs/CONCURRENCY.md).
     """
     path = Path(path) if path else default_path()
     if read_only and not path.exists():
@@ -73,6 +76,10 @@ def connect(path: str | Path | None = None, *, read_only: bool = False,
         except duckdb.Error as exc:  # IOException on lock conflicts
             if not _is_lock_error(exc):
                 raise LoadError(str(path), f"cannot open warehouse: {exc}", reason_code="open_failed") from exc
+            if read_only and snapshot_fallback and snapshot_path(path).exists():
+                # an import holds the write lock: read the copy published after the last import
+                con = duckdb.connect(str(snapshot_path(path)), read_only=True)
+                break
             if time.monotonic() >= deadline:
                 raise WarehouseBusyError(
                     str(path),
@@ -146,3 +153,70 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+# --- Readers during imports (docs/CONCURRENCY.md) --------------------------------------------
+
+def snapshot_path(path: str | Path | None = None) -> Path:
+    """The read-only copy published after each import: ``retro.duckdb`` -> ``retro.snapshot.duckdb``."""
+    path = Path(path) if path else default_path()
+    return path.with_name(path.stem + ".snapshot" + path.suffix)
+
+
+def publish_snapshot(path: str | Path | None = None, wait_s: float = 60.0) -> Path:
+    """Copy the warehouse to :func:`snapshot_path` atomically; returns the snapshot path.
+
+    The copy is taken while holding a read-only connection, so no writer can change the file
+    during the copy; readers that have the old snapshot open keep reading it (POSIX rename).
+    """
+    path = Path(path) if path else default_path()
+    snap = snapshot_path(path)
+    tmp = snap.with_name(snap.name + ".tmp")
+    con = connect(path, read_only=True, wait_s=wait_s, snapshot_fallback=False)
+    try:
+        shutil.copyfile(path, tmp)
+        wal = Path(str(path) + ".wal")
+        if wal.exists():  # a crashed writer's log: the copy must replay it too
+            shutil.copyfile(wal, Path(str(tmp) + ".wal"))
+    finally:
+        con.close()
+    if Path(str(tmp) + ".wal").exists():
+        os.replace(Path(str(tmp) + ".wal"), Path(str(snap) + ".wal"))
+    else:
+        Path(str(snap) + ".wal").unlink(missing_ok=True)  # never replay an old log onto a new copy
+    os.replace(tmp, snap)
+    return snap
+
+
+@contextmanager
+def import_lock(path: str | Path | None = None, wait_s: float = 0.0) -> Iterator[Path]:
+    """Serialise whole imports (decode + load) on one warehouse across processes.
+
+    Waits up to ``wait_s`` seconds, then raises :class:`WarehouseBusyError`. The lock is an
+    ``flock`` on ``<warehouse>.import.lock``, released by the OS if the process dies.
+    """
+    import fcntl
+
+    path = Path(path) if path else default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = Path(str(path) + ".import.lock")
+    fh = lock.open("a+")
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusyError(
+                        str(path), f"another import is running on this warehouse (waited {wait_s:.0f} s); "
+                        "nothing was changed, run it again later", reason_code="import_running") from None
+                time.sleep(0.2)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield lock
+    finally:
+        fh.close()  # closing releases the flock
