@@ -64,3 +64,71 @@ def athlete(config: dict[str, Any], athlete_id: str) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(None, f"[athletes.{athlete_id}] must be a table", reason_code="config_invalid")
     return section
+
+
+# --- [sources] and [pipelines]: what the nightly import reads, and how it runs (docs/CONFIG.md) ---
+
+SOURCES_DEFAULTS: dict[str, Any] = {
+    "watch": True,          # look for mounted watches (USB mass storage, gvfs MTP, jmtpfs)
+    "watch_mounts": None,   # glob patterns of mount points; None = the platform defaults
+    "archive_dir": None,    # where watch files are copied; None = <warehouse dir>/watch-archive
+    "inbox": [],            # folders scanned recursively (files, .gz, .zip exports)
+    "exports": [],          # export zips or folder trees
+    "urls": [],             # fsspec URLs (file://, memory://, s3://, ...)
+}
+PIPELINES_DEFAULTS: dict[str, Any] = {
+    "cron": "0 3 * * *",    # nightly import schedule
+    "timezone": None,       # IANA name; None = this machine's local zone
+    "workers": 2,           # parallel decode tasks
+    "task_runner": "thread",  # thread | process | dask
+    "dask_address": None,   # tcp://scheduler:8786 for an existing Dask cluster
+    "import_wait_s": 600.0,  # how long an import waits for another one to finish
+}
+# environment overrides; lists are split on os.pathsep, except urls (whitespace)
+ENV_OVERRIDES = {
+    "sources": {"watch": "RETROINGEST_WATCH", "watch_mounts": "RETROINGEST_WATCH_MOUNTS",
+                "archive_dir": "RETROINGEST_ARCHIVE_DIR", "inbox": "RETROINGEST_INBOX",
+                "exports": "RETROINGEST_EXPORTS", "urls": "RETROINGEST_URLS"},
+    "pipelines": {"cron": "RETROINGEST_CRON", "timezone": "RETROINGEST_TIMEZONE", "workers": "RETROINGEST_WORKERS",
+                  "task_runner": "RETROINGEST_TASK_RUNNER", "dask_address": "RETROINGEST_DASK_ADDRESS",
+                  "import_wait_s": "RETROINGEST_IMPORT_WAIT_S"},
+}
+
+
+def _merged(config: dict[str, Any], name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``[name]`` over ``defaults``, then environment overrides, with types checked against defaults."""
+    table = config.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(None, f"[{name}] must be a table", reason_code="config_invalid")
+    unknown = set(table) - set(defaults)
+    if unknown:
+        raise ConfigError(None, f"[{name}] unknown key(s): {', '.join(sorted(unknown))}", reason_code="config_invalid")
+    out = {**defaults, **table}
+    for key, var in ENV_OVERRIDES[name].items():
+        raw = os.environ.get(var)
+        if raw is None or raw == "":
+            continue
+        if key == "urls":
+            out[key] = raw.split()
+        elif isinstance(defaults[key], list) or key == "watch_mounts":
+            out[key] = [p for p in raw.split(os.pathsep) if p]
+        elif isinstance(defaults[key], bool):
+            out[key] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(defaults[key], (int, float)):
+            out[key] = type(defaults[key])(raw)
+        else:
+            out[key] = raw
+    for key in ("inbox", "exports", "urls", "watch_mounts"):
+        if key in out and isinstance(out[key], str):
+            out[key] = [out[key]]
+    return out
+
+
+def sources(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``[sources]`` settings with defaults and ``RETROINGEST_*`` environment overrides."""
+    return _merged(load() if config is None else config, "sources", SOURCES_DEFAULTS)
+
+
+def pipelines(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``[pipelines]`` settings (schedule, workers, task runner) with environment overrides."""
+    return _merged(load() if config is None else config, "pipelines", PIPELINES_DEFAULTS)
