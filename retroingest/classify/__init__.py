@@ -1,0 +1,10 @@
+"""The retro-running classifier: per-record gait and direction, contiguous segments, baselines.
+
+Public entries: :func:`classify` (pure, frames in and out) and :func:`classify_activities`
+(warehouse: reads records, writes ``segments`` and athlete baselines atomically).
+"""
+
+from retroingest.classify.baseline import Baseline
+from retroingest.classify.core import CLASSIFIER_VERSION, SEGMENT_SCHEMA, Result, classify
+
+__all__ = ["Baseline", "CLASSIFIER_VERSION", "SEGMENT_SCHEMA", "Result", "classify"]

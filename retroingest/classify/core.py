@@ -1,0 +1,292 @@
+"""Classify canonical records into contiguous gait/direction segments (pure library, no I/O).
+
+``classify(records, activities, baselines)`` runs the whole chain on any number of activities at
+once: features → per-activity adaptation → emissions → batched Viterbi → minimum durations →
+segments with calibrated confidence, context and evidence, plus each activity's forward reference
+for the athlete's baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from retroingest.classify import context as ctxmod
+from retroingest.classify import features as featmod
+from retroingest.classify import hmm, model
+from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
+from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
+
+CLASSIFIER_VERSION = "retroingest-classify 0.1"
+MIN_BACKWARD_S = 10.0   # a backward bout shorter than this is relabelled forward
+MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
+# confidence calibration: logistic on the segment's summed direction / gait evidence
+# (fitted on synthetic sessions, seeds 100-399; see docs/CLASSIFIER.md)
+DIR_SCALE = 0.5
+GAIT_SCALE = 0.3
+CAP_NO_CADENCE = {"forward": 0.8, "backward": 0.6}
+CAP_WALK_DIRECTION = {"forward": 0.9, "backward": 0.75}
+
+SEGMENT_SCHEMA = pl.Schema({
+    "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
+    "start_time": pl.Datetime("us", "UTC"), "end_time": pl.Datetime("us", "UTC"),
+    "duration_s": pl.Float64, "distance_m": pl.Float64, "n_steps": pl.Float64,
+    "gait": pl.String, "direction": pl.String, "confidence": pl.Float64, "context": pl.String,
+    "step_length_ratio": pl.Float64, "median_speed_mps": pl.Float64, "median_cadence_spm": pl.Float64,
+    "hr_residual_bpm": pl.Float64, "median_grade_pct": pl.Float64, "evidence": pl.String,
+    "classifier_version": pl.String,
+})
+
+
+@dataclass
+class Result:
+    """Segments (``segments`` table columns), per-record states, and per-activity forward references."""
+
+    segments: pl.DataFrame
+    states: pl.DataFrame      # activity_id, seq, state (model.STATES names)
+    refs: list[ActivityRef]
+
+
+def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
+             baselines: dict[str, Baseline] | None = None, params: Params = PARAMS) -> Result:
+    """Classify records of one or more activities.
+
+    ``records``: canonical columns (RECORD_SCHEMA) plus ``activity_id`` (absent: one activity, id 0).
+    ``activities``: optional ``activity_id, sub_sport, athlete_id``; ``baselines``: athlete_id →
+    Baseline (missing athletes use the population prior).
+    """
+    if "activity_id" not in records.columns:
+        records = records.with_columns(pl.lit(0, pl.Int64).alias("activity_id"))
+    records = records.with_columns(pl.col("activity_id").cast(pl.Int64)).sort(
+        ["activity_id", "elapsed_s"], maintain_order=True)
+    for name in featmod.COLUMNS:
+        if name not in records.columns:
+            records = records.with_columns(pl.lit(None, pl.Float64).alias(name))
+    if records.height == 0:
+        return Result(pl.DataFrame(schema=SEGMENT_SCHEMA),
+                      pl.DataFrame(schema={"activity_id": pl.Int64, "seq": pl.Int32, "state": pl.String}), [])
+    f = featmod.compute(records)
+    ids = f.activity_id[f.starts]
+    meta = {}
+    if activities is not None and activities.height:
+        for row in activities.iter_rows(named=True):  # one row per activity, not per record
+            meta[int(row["activity_id"])] = row
+    sub_sports = [meta.get(int(a), {}).get("sub_sport") for a in ids]
+    athletes = [meta.get(int(a), {}).get("athlete_id") or "default" for a in ids]
+    baselines = baselines or {}
+    bls = [baselines.get(a, POPULATION) for a in athletes]
+
+    ctx = ctxmod.per_record(f, sub_sports)
+    special = np.zeros(len(ids))
+    if f.n:
+        is_special = ((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL)).astype(float)
+        share = np.add.reduceat(is_special, f.starts) / np.maximum(f.ends - f.starts, 1)
+        special = share
+    context_prior = np.where(special > 0.3, 0.25, 0.05)
+    context_bias = np.where(special > 0.3, 0.05, 0.0)
+
+    models = model.adapt(f, bls, context_prior, params)
+    em = model.emissions(f, bls, models, context_bias, params)
+    path = hmm.viterbi_batch(em.loglik, f.starts, f.ends, hmm.log_transitions())
+    path = _min_durations(path, f)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models)
+    refs = _refs(f, path, em, ids, athletes, bls, models, segs)
+    states = pl.DataFrame({
+        "activity_id": f.activity_id,
+        "seq": records["seq"] if "seq" in records.columns else np.arange(f.n, dtype=np.int32),
+        "state": np.array(model.STATES)[path],
+    })
+    return Result(segs, states, refs)
+
+
+def _runs(path: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) index of each run of equal state within an activity."""
+    n = path.size
+    brk = np.flatnonzero((np.diff(path) != 0) | (np.diff(group) != 0)) + 1
+    st = np.concatenate(([0], brk))
+    en = np.concatenate((brk, [n]))
+    return st, en
+
+
+def _min_durations(path: np.ndarray, f: featmod.Features) -> np.ndarray:
+    """Relabel too-short backward bouts as forward, then let short flickers join a neighbour."""
+    path = path.copy()
+    if path.size == 0:
+        return path
+    cum = np.concatenate(([0.0], np.cumsum(f.dt)))
+    st, en = _runs(path, f.group)
+    dur = cum[en] - cum[st]
+    short_back = ((path[st] == BR) | (path[st] == BW)) & (dur < MIN_BACKWARD_S)
+    for a, b, s in zip(st[short_back], en[short_back], path[st][short_back]):
+        path[a:b] = FR if s == BR else FW
+    for _ in range(3):
+        st, en = _runs(path, f.group)
+        dur = cum[en] - cum[st]
+        short = dur < MIN_SEGMENT_S
+        if not short.any():
+            break
+        prev_same_group = np.concatenate(([False], f.group[st[1:]] == f.group[st[1:] - 1]))
+        for i in np.flatnonzero(short):
+            if prev_same_group[i]:
+                path[st[i]:en[i]] = path[st[i] - 1]
+            elif i + 1 < st.size and f.group[st[i + 1]] == f.group[st[i]]:
+                path[st[i]:en[i]] = path[st[i + 1]]
+    return path
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
+              ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
+              models: list[model.ActivityModel]) -> pl.DataFrame:
+    st, en = _runs(path, f.group)
+    seg_idx = np.repeat(np.arange(st.size), en - st)
+    state = path
+    is_run = (state == FR) | (state == BR)
+    is_walk = (state == FW) | (state == BW)
+    # direction evidence per record for the record's gait
+    d = np.where(is_run, em.dir_run, np.where(is_walk, em.dir_walk, 0.0)) * np.sqrt(f.dt)
+    L = em.loglik
+    gait_ll = np.stack([L[:, S], np.maximum(L[:, FW], L[:, BW]), np.maximum(L[:, FR], L[:, BR])], 1)
+    gcode = np.where(state == S, 0, np.where(is_walk, 1, 2))
+    chosen = np.take_along_axis(gait_ll, gcode[:, None], 1)[:, 0]
+    other = np.where(np.arange(3)[None, :] == gcode[:, None], -np.inf, gait_ll).max(1)
+    margin = np.clip(chosen - other, -5, 5)
+    beta = np.array([b.run_beta for b in bls])[f.group]
+    wbeta = np.array([b.walk_beta for b in bls])[f.group]
+    step_ratio = np.where(is_run, np.exp(-em.r_run / beta), np.where(is_walk, np.exp(-em.r_walk / wbeta), np.nan))
+    ts = records["ts"]
+    cad = np.where(em.has_c, f.c, np.nan)
+    steps = np.nan_to_num(cad) / 60.0 * f.dt
+    dist = f.distance
+    if np.isnan(dist).any():
+        dist = np.where(np.isnan(dist), np.cumsum(np.nan_to_num(f.v) * f.dt), dist)
+    per = pl.DataFrame({
+        "seg": seg_idx, "group": f.group, "state": state.astype(np.int8), "ts": ts,
+        "d": d, "margin": margin, "step_ratio": step_ratio, "v": f.v, "c": cad,
+        "hr_res": em.hr_res, "grade": f.grade * 100.0, "grade_known": f.grade_known,
+        "has_c": em.has_c, "has_hr": em.has_hr, "has_v": em.has_v, "gps": f.has_gps,
+        "ctx": ctx, "steps": steps, "dist": dist,
+    }, nan_to_null=True)
+    agg = per.group_by("seg", maintain_order=True).agg(
+        pl.col("group").first(), pl.col("state").first(), pl.col("ts").first().alias("start_time"),
+        pl.col("ts").last().alias("last_ts"), pl.col("d").sum(), pl.col("margin").sum(),
+        pl.col("step_ratio").median(), pl.col("v").median(), pl.col("c").median(),
+        pl.col("hr_res").median(), pl.col("grade").median(), pl.col("grade_known").mean(),
+        pl.col("has_c").mean(), pl.col("has_hr").mean(), pl.col("has_v").mean(), pl.col("gps").mean(),
+        pl.col("ctx").mode().first(), pl.col("steps").sum(), pl.col("dist").first().alias("d0"),
+        pl.col("dist").last().alias("d1"),
+    )
+    # contiguous cover: a segment ends where the next one (same activity) starts
+    nxt_start = agg["start_time"].shift(-1)
+    same_next = agg["group"].shift(-1) == agg["group"]
+    agg = agg.with_columns(
+        pl.when(same_next).then(nxt_start).otherwise(pl.col("last_ts")).alias("end_time"),
+        pl.when(same_next).then(pl.col("d0").shift(-1)).otherwise(pl.col("d1")).alias("d_end"),
+    )
+    g = agg["group"].to_numpy()
+    stt = agg["state"].to_numpy()
+    back = (stt == BR) | (stt == BW)
+    walk = (stt == FW) | (stt == BW)
+    p_back = _sigmoid(DIR_SCALE * agg["d"].to_numpy())
+    p_dir = np.where(back, p_back, 1.0 - p_back)
+    p_gait = _sigmoid(GAIT_SCALE * agg["margin"].to_numpy() + 1.0)
+    has_c = agg["has_c"].to_numpy()
+    dirname = np.array(["forward", "backward"])[back.astype(int)]
+    cap = np.ones(len(stt))
+    cap = np.where(has_c < 0.5, np.where(back, CAP_NO_CADENCE["backward"], CAP_NO_CADENCE["forward"]), cap)
+    cap = np.where(walk, np.minimum(cap, np.where(back, CAP_WALK_DIRECTION["backward"],
+                                                  CAP_WALK_DIRECTION["forward"])), cap)
+    conf = np.where(stt == S, p_gait, np.minimum(p_dir, cap) * p_gait)
+    evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
+    aid = ids[g]
+    start_us = agg["start_time"].dt.epoch("us").to_numpy()
+    seg_id = [_segment_id(int(a), int(s)) for a, s in zip(aid, start_us)]
+    out = pl.DataFrame({
+        "segment_id": seg_id, "activity_id": aid.astype(np.int64),
+        "athlete_id": [athletes[gi] for gi in g],
+        "start_time": agg["start_time"], "end_time": agg["end_time"],
+        "duration_s": (agg["end_time"] - agg["start_time"]).dt.total_microseconds() / 1e6,
+        "distance_m": (agg["d_end"] - agg["d0"]).clip(lower_bound=0.0),
+        "n_steps": agg["steps"],
+        "gait": np.array(["stationary", "walk", "walk", "run", "run"])[stt],
+        "direction": [None if s == S else dn for s, dn in zip(stt, dirname)],
+        "confidence": np.round(conf, 4),
+        "context": np.array(ctxmod.CONTEXTS)[agg["ctx"].to_numpy()],
+        "step_length_ratio": agg["step_ratio"], "median_speed_mps": agg["v"],
+        "median_cadence_spm": agg["c"], "hr_residual_bpm": agg["hr_res"],
+        "median_grade_pct": agg["grade"], "evidence": evidence,
+        "classifier_version": CLASSIFIER_VERSION,
+    }, schema_overrides={"step_length_ratio": pl.Float64}).with_columns(
+        pl.when(pl.col("gait") == "stationary").then(None).otherwise(pl.col("step_length_ratio"))
+        .alias("step_length_ratio"))
+    return out.cast(SEGMENT_SCHEMA).select(list(SEGMENT_SCHEMA))
+
+
+def _segment_id(activity_id: int, start_us: int) -> int:
+    h = hashlib.blake2b(f"{activity_id}:{start_us}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "big", signed=True)
+
+
+def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
+    """A short human-readable note on what decided the segment and what was missing."""
+    parts = []
+    if row["state"] != S:
+        if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
+            parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")
+        if row["hr_res"] is not None and row["has_hr"] >= 0.5:
+            parts.append(f"HR {row['hr_res']:+.0f} bpm vs forward")
+        if row["grade_known"] >= 0.5 and row["grade"] is not None:
+            parts.append(f"grade {row['grade']:+.1f}%")
+    missing = []
+    if row["has_v"] < 0.5:
+        missing.append("no speed")
+    if row["has_c"] < 0.5 and row["state"] != S:
+        missing.append("no cadence: speed and HR only")
+    if row["has_hr"] < 0.5 and row["state"] != S:
+        missing.append("no HR")
+    if row["gps"] < 0.5:
+        missing.append("no GPS")
+    if row["state"] in (FW, BW):
+        missing.append("walking direction is hard without an IMU")
+    parts += missing
+    parts.append("baseline " + (f"learned ({bl.n_activities} activities)" if bl.learned else "population prior"))
+    if m.hypothesis_backward >= 0.5:
+        parts.append(f"activity's dominant running looked backward (p={m.hypothesis_backward:.2f})")
+    return "; ".join(parts)
+
+
+def _refs(f: featmod.Features, path: np.ndarray, em: model.Emissions, ids: np.ndarray, athletes: list[str],
+          bls: list[Baseline], models: list[model.ActivityModel], segs: pl.DataFrame) -> list[ActivityRef]:
+    """Each activity's forward reference, from records decoded as forward run / walk."""
+    out = []
+    logve = np.log(np.maximum(np.nan_to_num(f.v_eff, nan=0.0), 0.05))
+    logv = np.log(np.maximum(np.nan_to_num(f.v, nan=0.0), 0.05))
+    logc = np.log(np.maximum(np.nan_to_num(f.c, nan=1.0), 1.0))
+    flat = np.abs(f.grade) < 0.04
+    for gi, (a, b) in enumerate(zip(f.starts, f.ends)):
+        sl = slice(a, b)
+        fr = (path[sl] == FR) & em.has_c[sl] & em.has_v[sl] & flat[sl] & (f.c[sl] >= 135)
+        fw = (path[sl] == FW) & em.has_c[sl] & em.has_v[sl] & flat[sl]
+        fr_s = float(f.dt[sl][fr].sum())
+        fw_s = float(f.dt[sl][fw].sum())
+        run_off = walk_off = run_v = run_c = gct = None
+        if fr_s >= 60:
+            run_off = float(np.median(logc[sl][fr] - POPULATION.run_locus(logve[sl][fr])))
+            run_v = float(np.median(f.v_eff[sl][fr]))
+            run_c = float(np.median(f.c[sl][fr]))
+            g = f.gct[sl][fr]
+            if np.isfinite(g).sum() >= 60:
+                ok = np.isfinite(g)
+                gct = float(np.exp(np.median(np.log(g[ok]) + 0.6 * (logve[sl][fr][ok] - math.log(POPULATION.run_speed_mps)))))
+        if fw_s >= 60:
+            walk_off = float(np.median(logc[sl][fw] - POPULATION.walk_locus(logv[sl][fw])))
+        out.append(ActivityRef(int(ids[gi]), athletes[gi], fr_s, run_v, run_c, run_off, fw_s, walk_off,
+                               models[gi].hr_b, gct))
+    return out

@@ -1,0 +1,283 @@
+"""Emission model: how likely each record is under each of the five states.
+
+States: stationary, forward walk, backward walk, forward run, backward run (stationary has no
+direction). Each record's log-likelihood per state is a sum of independent terms, each present only
+when its channel is:
+
+* speed (gait only: walking and running speed ranges, shared by both directions, so a slow pace
+  alone never says "backward");
+* cadence against the athlete's forward locus at that (grade-adjusted) speed: the residual
+  r = log c − locus(log v). Forward gait sits at r ≈ 0; backward gait takes a short step at the
+  same or higher cadence, so r > 0 (DOMAIN.md: "a short step at a normal or high cadence");
+  r/beta is the log step-length ratio to the forward step at that cadence;
+* heart rate against the forward HR–speed line of the activity with a 110 s trailing speed
+  (first-order lag, tau ≈ 58 s, Hunt 2015); backward costs ≈ 1.35× per distance, so at its
+  slower speed HR sits ≈ +15–30 bpm above the forward line;
+* grade: uphill running is judged at grade-adjusted speed; any steep grade counts against
+  "backward" (backward bouts are run on flat tracks, roads and treadmills);
+* stance time, when present: ≈ 0.75× forward at the same speed (Wright & Weyand 2001).
+
+Every term uses a Huber loss (Gaussian core, linear tails), so a glitch cannot dominate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from retroingest.classify.baseline import POPULATION, Baseline
+from retroingest.classify.features import Features
+
+STATES = ("stationary", "walk_forward", "walk_backward", "run_forward", "run_backward")
+S, FW, BW, FR, BR = range(5)
+GAIT = np.array(["stationary", "walk", "walk", "run", "run"])
+DIRECTION = np.array([None, "forward", "backward", "forward", "backward"], dtype=object)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Model constants; every one is a literature value or an estimate documented in CLASSIFIER.md."""
+
+    # backward cadence excess over the forward locus (log units) and spreads
+    run_shift: float = 0.10      # BR: cadence x1.0-1.15 at 0.70-0.80 x speed → r ≈ 0.05-0.18 [E from §8]
+    run_sd_fwd: float = 0.030    # forward run locus residual (corpus within-run SD 0.01-0.035)
+    run_sd_back: float = 0.045
+    walk_shift: float = 0.13     # BW: cadence ≈ FW at 0.6-0.75 x speed (Laufer 2005) [D]
+    walk_sd_fwd: float = 0.05
+    walk_sd_back: float = 0.06
+    hr_shift: float = 18.0       # bpm above the forward line (Williford 1998: +22 at matched speed) [P/E]
+    hr_sd_fwd: float = 8.0
+    hr_sd_back: float = 12.0
+    gct_shift: float = -0.25     # log GCT, BR ≈ 0.75-0.77 × FR at matched speed (Wright & Weyand 2001) [D]
+    gct_sd_fwd: float = 0.07
+    gct_sd_back: float = 0.12
+    grade_free: float = 0.04     # |grade| tolerated before it counts against backward
+    # how much one record's evidence counts (features come from overlapping ~8-10 s windows)
+    evidence_weight: float = 0.35
+    back_bias: float = 0.25      # per-record log-odds cost of "backward" (it is rare)
+    max_dir_llr: float = 3.0     # cap on one record's direction evidence (before weighting)
+
+
+PARAMS = Params()
+
+
+def huber(z: np.ndarray) -> np.ndarray:
+    """Gaussian core, linear tails: 0.5 z^2 for |z| <= 2, else 2|z| - 2."""
+    a = np.abs(z)
+    return np.where(a <= 2.0, 0.5 * z * z, 2.0 * a - 2.0)
+
+
+def _logn(x: np.ndarray, mu, sd) -> np.ndarray:
+    return -huber((x - mu) / sd) - np.log(sd)
+
+
+@dataclass
+class ActivityModel:
+    """Per-activity adaptation: where this activity's forward gait sits, and its HR line."""
+
+    run_offset: float        # log-cadence offset of forward running vs the baseline locus
+    walk_offset: float
+    hypothesis_backward: float  # probability the activity's dominant running is backward
+    hr_a: float | None = None
+    hr_b: float | None = None
+    hr_c: float | None = None   # drift, bpm per hour
+    gct_ref: float | None = None  # log GCT at the baseline reference speed
+
+
+def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: Params = PARAMS) -> list[ActivityModel]:
+    """Estimate each activity's forward locus offset and HR line from its own records.
+
+    Forward running has the longest step at a given cadence, so the forward cluster is the low
+    end of the cadence residual. If that low end is itself far above the athlete's baseline, the
+    whole activity may be backward: the two hypotheses are weighed against the baseline's
+    uncertainty (wide for a new athlete, narrow once history accumulates).
+    """
+    out = []
+    logv = np.log(np.maximum(f.v_eff, 0.05))
+    logc = np.log(np.maximum(np.nan_to_num(f.c, nan=1.0), 1.0))
+    for g, (a, b) in enumerate(zip(f.starts, f.ends)):
+        bl = baselines[g]
+        sl = slice(a, b)
+        c, v = f.c[sl], f.v[sl]
+        flat = np.abs(f.grade[sl]) < 0.04
+        r_run = logc[sl] - bl.run_locus(logv[sl])
+        run_ok = (c >= 135) & (v >= 1.4) & flat
+        r_walk = logc[sl] - bl.walk_locus(logv[sl])
+        walk_ok = (c >= 80) & (c < 135) & (v >= 0.5) & (v < 2.0) & flat
+        prior = float(context_prior[g])
+        run_off, p_back = 0.0, 0.0
+        if run_ok.sum() >= 120:
+            run_off, p_back = _two_cluster_offset(r_run[run_ok], f.dt[sl][run_ok], p.run_shift, 0.035, 0.045,
+                                                  bl.offset_sd, prior)
+        walk_off = 0.0
+        if walk_ok.sum() >= 60:
+            walk_off, _ = _two_cluster_offset(r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, 0.05, 0.06,
+                                              max(bl.offset_sd, 0.05), prior)
+        m = ActivityModel(run_off, walk_off, p_back)
+        # HR line from forward-looking moving records
+        hr = f.hr[sl]
+        fwd_like = ((run_ok & (r_run - run_off < p.run_shift / 2)) | (walk_ok & (r_walk - walk_off < p.walk_shift / 2)))
+        ok = fwd_like & ~np.isnan(hr) & ~np.isnan(f.v_lag[sl])
+        if ok.sum() >= 120:
+            x = f.v_lag[sl][ok]
+            th = f.t[sl][ok] / 3600.0
+            y = hr[ok]
+            gain = bl.hr_gain_bpm_per_mps
+            if np.std(x) >= 0.2 and ok.sum() >= 300:
+                A = np.column_stack([np.ones_like(x), x, th])
+                coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+                # shrink the gain toward the baseline; keep drift non-negative and bounded
+                gain = float(np.clip(0.5 * coef[1] + 0.5 * gain, 10.0, 40.0))
+            drift = 0.0
+            if th.max() - th.min() > 0.5:
+                drift = float(np.clip(np.polyfit(th, y - gain * x, 1)[0], 0.0, 15.0))
+            m.hr_b, m.hr_c = gain, drift
+            m.hr_a = float(np.median(y - gain * x - drift * th))
+        gct = f.gct[sl]
+        gok = run_ok & (r_run - run_off < p.run_shift / 2) & ~np.isnan(gct)
+        if gok.sum() >= 60:
+            m.gct_ref = float(np.median(np.log(gct[gok]) + 0.6 * (logv[sl][gok] - math.log(bl.run_speed_mps))))
+        out.append(m)
+    return out
+
+
+OFFSET_GRID = np.arange(-0.25, 0.2501, 0.005)
+
+
+def _two_cluster_offset(r: np.ndarray, w: np.ndarray, shift: float, sd_f: float, sd_b: float,
+                        prior_sd: float, prior_back: float) -> tuple[float, float]:
+    """Forward offset o and backward share of an activity's cadence residuals.
+
+    The residuals are a mixture of a forward cluster at o and a backward cluster at o + shift
+    (plus 5 % outliers). For every o on a grid the backward share is fitted by EM; the score adds
+    the baseline's prior on o and a prior on the share (backward is usually the minority). An
+    all-forward and an all-backward activity fit the data equally well, one shift apart: only the
+    priors separate them, which is why a learned baseline matters.
+    """
+    # thin to one value per ~5 s: neighbouring records share their smoothing windows
+    step = max(1, int(round(5.0 / max(float(np.median(w)), 0.2))))
+    x = r[::step][:, None]
+    o = OFFSET_GRID[None, :]
+    lf = np.exp(-0.5 * ((x - o) / sd_f) ** 2) / sd_f
+    lb = np.exp(-0.5 * ((x - o - shift) / sd_b) ** 2) / sd_b
+    out = 0.05 / 0.6  # uniform outliers over a 0.6-wide residual range
+    pi = np.full(o.shape, 0.2)
+    for _ in range(12):
+        mix = (1 - pi) * lf + pi * lb
+        resp = pi * lb / np.maximum(mix + out, 1e-300)
+        pi = np.clip(resp.mean(axis=0, keepdims=True), 1e-3, 1 - 1e-3)
+    ll = np.log(0.95 * ((1 - pi) * lf + pi * lb) + out).sum(axis=0)
+    # priors: baseline on o; the backward share ~ Beta(1, 1/prior_back - 1) (mean = prior_back)
+    b = max(1.0 / max(prior_back, 1e-3) - 1.0, 1.0)
+    score = ll - 0.5 * (OFFSET_GRID / prior_sd) ** 2 + (b - 1) * np.log(1 - pi[0])
+    k = int(np.argmax(score))
+    return float(OFFSET_GRID[k]), float(pi[0, k])
+
+
+@dataclass
+class Emissions:
+    """Log-likelihood per record and state (N, 5), plus the evidence terms kept for segments."""
+
+    loglik: np.ndarray
+    r_run: np.ndarray        # cadence residual vs the forward run locus (log), NaN without cadence
+    r_walk: np.ndarray
+    hr_res: np.ndarray       # bpm vs the forward HR line, NaN without HR
+    dir_run: np.ndarray      # weighted direction evidence, run (BR minus FR)
+    dir_walk: np.ndarray
+    has_v: np.ndarray
+    has_c: np.ndarray
+    has_hr: np.ndarray
+
+
+def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel],
+              context_bias: np.ndarray, p: Params = PARAMS) -> Emissions:
+    """Log-likelihoods of every record under the five states (vectorised over all records)."""
+    n = f.n
+    g = f.group
+    # per-record copies of the per-activity numbers
+    def per(vals) -> np.ndarray:
+        return np.asarray(vals, dtype=float)[g] if n else np.zeros(0)
+
+    log_cr = per([math.log(b.run_cadence_spm) for b in baselines]) + per([m.run_offset for m in models])
+    log_vr = per([math.log(b.run_speed_mps) for b in baselines])
+    beta_r = per([b.run_beta for b in baselines])
+    log_cw = per([math.log(b.walk_cadence_spm) for b in baselines]) + per([m.walk_offset for m in models])
+    log_vw = per([math.log(b.walk_speed_mps) for b in baselines])
+    beta_w = per([b.walk_beta for b in baselines])
+
+    has_v = ~np.isnan(f.v)
+    v = np.nan_to_num(f.v, nan=0.0)
+    logv = np.log(np.maximum(v, 0.05))
+    logve = np.log(np.maximum(np.nan_to_num(f.v_eff, nan=0.0), 0.05))
+    has_c = ~np.isnan(f.c)
+    c = np.nan_to_num(f.c, nan=0.0)
+    stepping = has_c & (c >= 40)
+    logc = np.log(np.maximum(c, 1.0))
+
+    L = np.zeros((n, 5))
+    # --- speed (gait only) ---
+    sv = np.where(has_v, 1.0, 0.0)
+    L[:, S] += sv * (-huber(v / 0.3) + 0.98)
+    walk_v = -huber((logv - (log_vw - 0.05)) / 0.28) - math.log(0.28 * 2.5066) - logv
+    run_v = -huber((logv - (log_vr - 0.05)) / 0.28) - math.log(0.28 * 2.5066) - logv
+    L[:, FW] += sv * walk_v
+    L[:, BW] += sv * walk_v
+    L[:, FR] += sv * run_v
+    L[:, BR] += sv * run_v
+    # --- cadence against the loci ---
+    r_run = np.where(stepping & has_v, logc - (log_cr + beta_r * (logve - log_vr)), np.nan)
+    r_walk = np.where(stepping & has_v, logc - (log_cw + beta_w * (logv - log_vw)), np.nan)
+    # without speed: cadence alone, against the locus at the reference speed (weak)
+    r_run = np.where(stepping & ~has_v, logc - log_cr, r_run)
+    r_walk = np.where(stepping & ~has_v, logc - log_cw, r_walk)
+    widen = np.where(has_v, 1.0, 2.0)
+    rr, rw = np.nan_to_num(r_run), np.nan_to_num(r_walk)
+    fr_c = _logn(rr, 0.0, p.run_sd_fwd * widen)
+    br_c = _logn(rr, p.run_shift, p.run_sd_back * widen)
+    fw_c = _logn(rw, 0.0, p.walk_sd_fwd * widen)
+    bw_c = _logn(rw, p.walk_shift, p.walk_sd_back * widen)
+    st = stepping.astype(float)
+    L[:, FR] += st * fr_c
+    L[:, FW] += st * fw_c
+    # direction evidence is added to the backward states as a capped, weighted difference
+    d_run = st * np.clip(br_c - fr_c, -p.max_dir_llr, p.max_dir_llr)
+    d_walk = st * np.clip(bw_c - fw_c, -p.max_dir_llr, p.max_dir_llr)
+    # cadence says 'no steps' while moving: the stationary state (or a sensor dropout)
+    zero = has_c & (c < 40)
+    L[:, S] += np.where(zero, 0.0, np.where(stepping, -4.0, 0.0))
+    for k in (FW, BW, FR, BR):
+        L[:, k] += np.where(zero, -3.0, 0.0)
+    # backward faster than the athlete's forward easy pace is implausible (strides are forward)
+    d_run -= st * huber(np.maximum(0.0, logve - (log_vr + math.log(0.92))) / 0.08)
+    d_walk -= st * huber(np.maximum(0.0, logv - (log_vw + math.log(0.95))) / 0.1)
+    # --- heart rate ---
+    hr_a = per([np.nan if m.hr_a is None else m.hr_a for m in models])
+    hr_b = per([np.nan if m.hr_b is None else m.hr_b for m in models])
+    hr_c = per([np.nan if m.hr_c is None else m.hr_c for m in models])
+    hr_res = f.hr - (hr_a + hr_b * f.v_lag + hr_c * f.t / 3600.0)
+    has_hr = ~np.isnan(hr_res)
+    hres = np.nan_to_num(hr_res)
+    d_hr = np.where(has_hr, np.clip(_logn(hres, p.hr_shift, p.hr_sd_back) - _logn(hres, 0.0, p.hr_sd_fwd),
+                                    -2.0, 2.0), 0.0)
+    # --- stance time (running only) ---
+    gref = per([np.nan if m.gct_ref is None else m.gct_ref for m in models])
+    g_res = np.log(np.maximum(np.nan_to_num(f.gct, nan=1.0), 1.0)) - (gref - 0.6 * (logve - log_vr))
+    has_g = ~np.isnan(f.gct) & ~np.isnan(gref) & stepping
+    d_g = np.where(has_g, np.clip(_logn(g_res, p.gct_shift, p.gct_sd_back) - _logn(g_res, 0.0, p.gct_sd_fwd),
+                                  -1.5, 1.5), 0.0)
+    # --- grade ---
+    steep = np.maximum(0.0, np.abs(f.grade) - p.grade_free)
+    d_grade = -np.minimum(4.0, steep / 0.015)
+
+    w = p.evidence_weight
+    dir_run = w * (d_run + d_hr + d_g + d_grade) - p.back_bias + context_bias[g]
+    dir_walk = w * (d_walk + d_hr + d_grade) - p.back_bias + context_bias[g]
+    # backward = the same gait evidence as forward, plus the direction evidence
+    L[:, BR] = L[:, FR] + dir_run
+    L[:, BW] = L[:, FW] + dir_walk
+    # scale by the time each record stands for (smart recording: fewer records, same evidence)
+    L *= np.sqrt(f.dt)[:, None]
+    return Emissions(L, r_run, r_walk, np.where(has_hr, hr_res, np.nan), dir_run, dir_walk,
+                     has_v, stepping, has_hr)
