@@ -167,8 +167,13 @@ def walk(root: Path) -> Iterator[Path]:
 
 
 def discover(paths: Iterable[str | os.PathLike]) -> Iterator[SourceItem]:
-    """Source items for files, folders (recursive), .gz files and .zip archives, in a stable order."""
+    """Source items for files, folders (recursive), .gz files, .zip archives and fsspec URLs, in a stable order."""
     for raw in paths:
+        if "://" in str(raw):  # fsspec URL (file://, memory://, s3://, ...): retroingest.sources.remote
+            from retroingest.sources.remote import is_url, url_items
+            if is_url(str(raw)):
+                yield from url_items(str(raw))
+                continue
         p = Path(raw)
         if p.is_dir():
             for f in walk(p):
