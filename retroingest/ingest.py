@@ -214,6 +214,47 @@ def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None
     return result
 
 
+def stage_item(item: SourceItem, stage_root: Path, prev_sha: str | None = None) -> StagedFile | None:
+    """Read, hash and decode one item into staging (one parallel unit of work; no warehouse access).
+
+    Returns None when the content equals ``prev_sha`` (already stored under this label). A
+    retryable read error (:class:`SourceError`: unplugged watch, remote timeout) is raised so the
+    caller can retry it later; any other read error is staged as quarantined.
+    """
+    try:
+        data = item.read()
+    except RetroIngestError as exc:
+        if exc.retryable:
+            raise
+        info = StagedFile(label=item.label, sha256=stage.sha256_hex(item.label.encode()), size_bytes=item.size_bytes,
+                          mtime=item.mtime, status="quarantined", reason=exc.reason, reason_code=exc.reason_code)
+        return stage.write_note(stage_root, info)
+    sha = stage.sha256_hex(data)
+    if sha == prev_sha:
+        return None
+    return stage.write_stage(stage_root, item.label, data, item.size_bytes, item.mtime, sha)
+
+
+def reclassify(warehouse_path: str | Path | None = None, activity_ids: Sequence[int] | None = None,
+               lock_wait_s: float = 0.0) -> dict[str, str]:
+    """Re-run the post-load steps (classify, metrics) on stored primary activities (all by default)."""
+    con = warehouse.connect(warehouse_path, wait_s=lock_wait_s)
+    out: dict[str, str] = {}
+    try:
+        ids = list(activity_ids) if activity_ids is not None else [r[0] for r in con.execute(
+            "SELECT activity_id FROM activities WHERE duplicate_of IS NULL ORDER BY activity_id").fetchall()]
+        for name, fn in post_load_steps():
+            try:
+                fn(con, ids)
+                out[name] = "ok"
+            except Exception as exc:  # reported, like in load_and_finish
+                out[name] = f"failed: {type(exc).__name__}: {exc}"
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return out
+
+
 def temp_stage_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="retroingest-stage-"))
 
