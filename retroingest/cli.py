@@ -163,3 +163,9 @@ def status(warehouse_path):
                 click.echo(f"  {path}: {reason}")
     finally:
         con.close()
+
+
+# `retroingest report` (issue 5): the offline HTML dashboard, defined in retroingest/report/cli.py.
+from retroingest.report.cli import report as _report_command  # noqa: E402
+
+main.add_command(_report_command)
