@@ -169,3 +169,31 @@ def status(warehouse_path):
 from retroingest.report.cli import report as _report_command  # noqa: E402
 
 main.add_command(_report_command)
+
+
+@main.command()
+@click.option("--cron", default=None, help="cron expression for the nightly import [default: [pipelines] cron, 0 3 * * *]")
+@click.option("--timezone", "tz", default=None, help="IANA time zone of the cron [default: this machine's]")
+@warehouse_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="configuration file [default: $RETROINGEST_CONFIG or ./retroingest.toml]")
+def serve(cron, tz, warehouse_path, config_path):
+    """Keep the nightly import scheduled: a Prefect deployment served on a cron schedule.
+
+    Starts a local Prefect server (127.0.0.1, PREFECT_HOME=.prefect/) unless PREFECT_API_URL
+    points at one (or at Prefect Cloud). Needs the extra 'pipelines'. Stop with Ctrl-C.
+
+    Example: retroingest serve --cron "30 2 * * *" --timezone Europe/Berlin
+    """
+    if str(warehouse.REPO) not in sys.path:  # pipelines/ lives beside the package, in the repository
+        sys.path.insert(0, str(warehouse.REPO))
+    try:
+        from pipelines.serve import main as serve_main
+    except ImportError as exc:
+        click.echo(f"error: {exc}; install the extra: pip install -e '.[pipelines]'", err=True)
+        sys.exit(EXIT_FAILURE)
+    try:
+        serve_main(cron=cron, timezone=tz, warehouse_path=str(warehouse_path) if warehouse_path else None,
+                   config_path=config_path)
+    except RetroIngestError as exc:
+        _fail(exc)
