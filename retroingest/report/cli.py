@@ -30,29 +30,11 @@ def report(warehouse_path, out_dir, activity_id, config_path):
     Recomputes the equivalence metrics first when profiles in the configuration or segments
     changed. Example: retroingest report --out /tmp/retro && xdg-open /tmp/retro/index.html
     """
-    from retroingest.metrics import refresh
-    from retroingest.report import build_report
+    from retroingest.report import write_report
 
-    path = warehouse_path or warehouse.default_path()
     try:
-        cfg = config_mod.load(config_path)
-        try:
-            con = warehouse.connect(path, wait_s=5)
-            refresh(con, cfg)
-            note = ""
-        except WarehouseBusyError:
-            # an import holds the write lock: draw what is there without refreshing
-            con = warehouse.connect(path, read_only=True, wait_s=30)
-            note = " (metrics not refreshed: the warehouse is busy)"
-        try:
-            if activity_id is not None and not con.execute(
-                    "SELECT count(*) FROM v_activity_backward WHERE activity_id = ?", [activity_id]).fetchone()[0]:
-                click.echo(f"error: {path}: no primary foot-sport activity {activity_id}", err=True)
-                sys.exit(1)
-            out = build_report(con, out_dir, activity_id, source=str(path))
-        finally:
-            con.close()
+        out = write_report(warehouse_path, out_dir, activity_id, config_mod.load(config_path))
     except RetroIngestError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(3 if isinstance(exc, WarehouseBusyError) else 1)
-    click.echo(f"report: {out}{note}")
+    click.echo(f"report: {out}")

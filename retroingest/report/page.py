@@ -333,7 +333,8 @@ def _activity(det: ActivityDetail) -> str:
             f'<h3>Segments</h3>{segs}</section>')
 
 
-def render(d: ReportData, *, title: str = "retroingest: backward running report", source: str = "") -> str:
+def render(d: ReportData, *, title: str = "retroingest: backward running report", source: str = "",
+           note: str = "") -> str:
     """The full HTML document."""
     picker = ""
     if len(d.details) > 1:
@@ -349,6 +350,7 @@ def render(d: ReportData, *, title: str = "retroingest: backward running report"
     if d.focus is not None:
         title += f" · activity {d.focus}"
         detail_head = '<p class="muted"><a href="index.html">Back to the full report</a></p>'
+    note_html = f'<p class="note warn">{escape(note)}</p>' if note else ""
     generated = d.generated_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -356,7 +358,8 @@ def render(d: ReportData, *, title: str = "retroingest: backward running report"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         f'<header><h1>{escape(title)}</h1><div class="muted">Generated {generated}'
-        f'{" from " + escape(source) if source else ""}. Works offline: no network, no map tiles.</div></header>'
+        f'{" from " + escape(source) if source else ""}. Works offline: no network, no map tiles.</div>'
+        f'{note_html}</header>'
         f"<main>{overview}{detail_head}{details}"
         '<footer>Sources: ACSM Guidelines metabolic equations; Compendium of Physical Activities (code 17320); '
         'Williford 1998; Wright &amp; Weyand 2001; Rasica 2020; Laufer 2005; Banister TRIMP. Backward walking '
