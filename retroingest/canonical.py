@@ -75,6 +75,11 @@ FOOT_SPORTS = frozenset(
 
 # Physiological range for human gait, steps per minute; values outside are sensor junk.
 CADENCE_SPM_RANGE = (20.0, 260.0)
+# Heart rate outside 25-250 bpm is a strap artefact (0 = no contact, 254/255 = sentinels), not data.
+HEART_RATE_RANGE = (25.0, 250.0)
+# FIT altitude is stored as (m + 500) * 5; a raw 0 from a device without an altimeter decodes to
+# -500 m, lower than any place on land (Dead Sea shore: -430 m). Below -450 m is NULL.
+ALTITUDE_MIN_M = -450.0
 MOVING_SPEED_MPS = 0.3  # low on purpose: backward walking runs at 0.6-1.0 m/s
 
 
@@ -141,6 +146,10 @@ def conform(df: pl.DataFrame, path: str | None = None) -> pl.DataFrame:
             pl.when(pl.col("cadence_spm").is_between(*CADENCE_SPM_RANGE))
             .then(pl.col("cadence_spm"))
             .alias("cadence_spm"),
+            pl.when(pl.col("altitude_m") >= ALTITUDE_MIN_M).then(pl.col("altitude_m")).alias("altitude_m"),
+            pl.when(pl.col("heart_rate_bpm").is_between(*HEART_RATE_RANGE))
+            .then(pl.col("heart_rate_bpm"))
+            .alias("heart_rate_bpm"),
         )
         .select(list(RECORD_SCHEMA))
         .collect(engine="in-memory")
