@@ -50,9 +50,9 @@ class Athlete:
     walk_cad_exp: float
     # backward gaits relative to the forward ones
     br_speed_ratio: float     # self-selected BR speed / easy FR speed (0.68-0.82)
-    br_cad_ratio: float       # BR cadence / FR cadence at the same speed (0.97-1.20)
+    br_cad_ratio: float       # self-selected BR cadence / easy FR cadence (0.97-1.15: same or higher)
     bw_speed_ratio: float     # BW speed / FW speed (0.6-0.75)
-    bw_cad_ratio: float       # BW cadence / FW cadence (0.88-1.03: "unchanged")
+    bw_cad_ratio: float       # BW cadence / FW cadence (0.92-1.03: "unchanged", Laufer 2005)
     # heart rate
     hr_rest: float
     hr_easy: float            # steady HR at easy FR speed on the flat
@@ -75,8 +75,9 @@ class Athlete:
         """Steady cadence (steps/min) this athlete uses for a gait at a speed (m/s)."""
         speed = np.maximum(np.asarray(speed, dtype=float), 0.05)
         if gait == "run":
-            fwd = self.fr_cadence * (speed / self.fr_speed) ** self.run_cad_exp
-            return fwd * (self.br_cad_ratio if direction == "backward" else 1.0)
+            if direction == "backward":
+                return self.fr_cadence * self.br_cad_ratio * (speed / self.br_speed) ** self.run_cad_exp
+            return self.fr_cadence * (speed / self.fr_speed) ** self.run_cad_exp
         if gait == "walk":
             if direction == "backward":
                 bw_speed = self.fw_speed * self.bw_speed_ratio
@@ -117,9 +118,9 @@ def draw_athlete(rng: np.random.Generator, index: int) -> Athlete:
         fw_cadence=_clip_normal(rng, 110, 8, 95, 125),
         walk_cad_exp=float(rng.uniform(0.3, 0.6)),
         br_speed_ratio=float(rng.uniform(0.68, 0.82)),
-        br_cad_ratio=float(rng.uniform(0.97, 1.20)),
+        br_cad_ratio=float(rng.uniform(0.97, 1.15)),      # biomech §8: 175 ± 12 vs 165 ± 8
         bw_speed_ratio=float(rng.uniform(0.60, 0.75)),
-        bw_cad_ratio=float(rng.uniform(0.88, 1.03)),
+        bw_cad_ratio=float(rng.uniform(0.92, 1.03)),
         hr_rest=hr_rest,
         hr_easy=hr_easy,
         hr_max=hr_max,

@@ -147,7 +147,7 @@ def treadmill_backward(a: Athlete, rng: np.random.Generator) -> Session:
             s.phases.append(_slow_jog(a, rng, _secs(rng, 60, 180)) if rng.uniform() < 0.5
                             else _fw(a, rng, 60, 150))
         else:
-            s.phases.append(Phase("walk", "backward", _secs(rng, 120, 480), a.bw_speed * _u(rng, 0.85, 1.1)))
+            s.phases.append(Phase("walk", "backward", _secs(rng, 120, 480), a.bw_speed * _u(rng, 0.9, 1.1)))
             s.phases.append(_fw(a, rng, 60, 180))
         if rng.uniform() < 0.25:
             s.phases.append(_stand(rng, 15, 60))

@@ -138,8 +138,9 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
         fmt = "gpx" if (is_gpx[i] and session.venue != "treadmill") else "fit"
         cfg = draw_config(rng, athlete, session, fmt)
         if fmt == "gpx":
-            if n_gpx < 2:
+            if n_gpx < 2:   # the first two GPX files show both conventions, with cadence
                 cfg.gpx_cadence_convention = ("strides_per_min", "steps_per_min")[n_gpx]
+                cfg.has_cadence = True
             n_gpx += 1
         r = render(session, athlete, cfg, rng)
         local = t0 + dt.timedelta(seconds=athlete.utc_offset_s)
