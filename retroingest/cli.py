@@ -197,3 +197,23 @@ def serve(cron, tz, warehouse_path, config_path):
                    config_path=config_path)
     except RetroIngestError as exc:
         _fail(exc)
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="folder for the activity files, their <stem>.truth.csv and manifest.csv")
+@click.option("--n", "n", type=click.IntRange(1, 10_000), default=24, show_default=True, help="number of files")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="random seed; seeds below 10000 are development seeds (the evaluate harness uses others)")
+def simulate(out_dir, n, seed):
+    """Write simulated FIT/GPX activities with ground-truth gait intervals (backward/forward, walk/run).
+
+    Example: retroingest simulate --out /tmp/sim --n 24 --seed 1 && retroingest ingest /tmp/sim
+    """
+    from retroingest.simulate import simulate as run_simulate
+
+    files = run_simulate(out_dir, n, seed)
+    n_bwd = sum(f.backward_s > 0 for f in files)
+    click.echo(f"{len(files)} files ({sum(f.format == 'fit' for f in files)} FIT, "
+               f"{sum(f.format == 'gpx' for f in files)} GPX; {n_bwd} with backward bouts, "
+               f"{sum(f.backward_s for f in files)} backward seconds) -> {out_dir}/manifest.csv")
