@@ -9,7 +9,11 @@ inside the load task. Transient source errors are retried; a bad file never fail
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from pipelines import report
 from pipelines.runners import make_task_runner
 from retroingest import config, ingest, warehouse
-from retroingest.errors import SourceError
+from retroingest.errors import SourceError, WarehouseBusyError
 from retroingest.sources import SourceItem, discover
 from retroingest.sources import watch as watch_source
 from retroingest.sources.reopen import item_for_label
@@ -45,7 +49,10 @@ def _default_runner():
     return make_task_runner(p["task_runner"], int(p["workers"]), p["dask_address"])
 
 
-RETRY = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_retryable, cache_policy=NO_CACHE)
+# seconds between attempts for transient source errors; RETROINGEST_RETRY_DELAYS="2,10" (tests use 0,0)
+RETRY_DELAYS = [float(x) for x in os.environ.get("RETROINGEST_RETRY_DELAYS", "2,10").split(",")]
+RETRY = dict(retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=_retryable,
+             cache_policy=NO_CACHE)
 
 
 @task(**RETRY)
@@ -163,10 +170,13 @@ def _warehouse(path: str | None) -> Path:
 
 
 @flow(name="nightly-import", task_runner=_default_runner(), log_prints=True)
-def nightly_import(warehouse_path: str | None = None, config_path: str | None = None) -> dict:
+def nightly_import(warehouse_path: str | None = None, config_path: str | None = None,
+                   import_wait_s: float | None = None) -> dict:
     """Copy new files from mounted watches, then import the archive, inboxes, exports and URLs."""
     cfg = config.load(config_path)
     src, pipe = config.sources(cfg), config.pipelines(cfg)
+    if import_wait_s is not None:
+        pipe["import_wait_s"] = import_wait_s
     wpath = _warehouse(warehouse_path)
     archive = Path(src["archive_dir"]).expanduser() if src["archive_dir"] else wpath.parent / "watch-archive"
     with warehouse.import_lock(wpath, wait_s=float(pipe["import_wait_s"])):
@@ -207,3 +217,32 @@ def reclassify(warehouse_path: str | None = None, import_wait_s: float = 600.0) 
     wpath = _warehouse(warehouse_path)
     with warehouse.import_lock(wpath, wait_s=import_wait_s):
         return rerun_post_steps(str(wpath), import_wait_s)
+
+
+def _cli(argv: list[str] | None = None) -> int:
+    """python -m pipelines.flows {nightly_import,backfill,reclassify} [PATHS...]: run one flow now."""
+    ap = argparse.ArgumentParser(prog="python -m pipelines.flows", description="Run one retroingest flow now.")
+    ap.add_argument("flow", choices=["nightly_import", "backfill", "reclassify"])
+    ap.add_argument("paths", nargs="*", help="backfill: export zips, folders or URLs")
+    ap.add_argument("--warehouse", default=None, help="DuckDB warehouse file [default: $RETROINGEST_WAREHOUSE]")
+    ap.add_argument("--config", default=None, help="configuration file (nightly_import)")
+    ap.add_argument("--wait", type=float, default=None, help="seconds to wait for another import [default: 600]")
+    a = ap.parse_args(argv)
+    wait = 600.0 if a.wait is None else a.wait
+    try:
+        if a.flow == "nightly_import":
+            out = nightly_import(a.warehouse, a.config, a.wait)
+        elif a.flow == "backfill":
+            out = backfill(a.paths, a.warehouse, wait)
+        else:
+            out = reclassify(a.warehouse, wait)
+    except WarehouseBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    out = {k: v for k, v in out.items() if k != "report"}
+    print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
