@@ -22,7 +22,8 @@ from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
 from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 CLASSIFIER_VERSION = "retroingest-classify 0.1"
-MIN_BACKWARD_S = 10.0   # a backward bout shorter than this is relabelled forward
+MIN_BACKWARD_RUN_S = 15.0   # a backward run shorter than this is relabelled forward
+MIN_BACKWARD_WALK_S = 30.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
 # confidence calibration: logistic on the segment's summed direction / gait evidence
 # (fitted on synthetic sessions, seeds 100-399; see docs/CLASSIFIER.md)
@@ -120,7 +121,8 @@ def _min_durations(path: np.ndarray, f: featmod.Features) -> np.ndarray:
     cum = np.concatenate(([0.0], np.cumsum(f.dt)))
     st, en = _runs(path, f.group)
     dur = cum[en] - cum[st]
-    short_back = ((path[st] == BR) | (path[st] == BW)) & (dur < MIN_BACKWARD_S)
+    short_back = (((path[st] == BR) & (dur < MIN_BACKWARD_RUN_S))
+                  | ((path[st] == BW) & (dur < MIN_BACKWARD_WALK_S)))
     for a, b, s in zip(st[short_back], en[short_back], path[st][short_back]):
         path[a:b] = FR if s == BR else FW
     for _ in range(3):
@@ -286,7 +288,7 @@ def _refs(f: featmod.Features, path: np.ndarray, em: model.Emissions, ids: np.nd
                 ok = np.isfinite(g)
                 gct = float(np.exp(np.median(np.log(g[ok]) + 0.6 * (logve[sl][fr][ok] - math.log(POPULATION.run_speed_mps)))))
         if fw_s >= 60:
-            walk_off = float(np.median(logc[sl][fw] - POPULATION.walk_locus(logv[sl][fw])))
+            walk_off = float(np.median(logc[sl][fw] - POPULATION.walk_locus(logve[sl][fw])))
         out.append(ActivityRef(int(ids[gi]), athletes[gi], fr_s, run_v, run_c, run_off, fw_s, walk_off,
                                models[gi].hr_b, gct))
     return out

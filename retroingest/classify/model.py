@@ -47,26 +47,34 @@ class Params:
     walk_shift: float = 0.13     # BW: cadence ≈ FW at 0.6-0.75 x speed (Laufer 2005) [D]
     walk_sd_fwd: float = 0.05
     walk_sd_back: float = 0.06
-    hr_shift: float = 18.0       # bpm above the forward line (Williford 1998: +22 at matched speed) [P/E]
+    hr_shift: float = 14.0       # bpm above the forward line (Williford 1998: +22 at matched speed) [P/E]
     hr_sd_fwd: float = 8.0
-    hr_sd_back: float = 12.0
+    hr_sd_back: float = 10.0
     gct_shift: float = -0.25     # log GCT, BR ≈ 0.75-0.77 × FR at matched speed (Wright & Weyand 2001) [D]
     gct_sd_fwd: float = 0.07
     gct_sd_back: float = 0.12
     grade_free: float = 0.04     # |grade| tolerated before it counts against backward
     # how much one record's evidence counts (features come from overlapping ~8-10 s windows)
-    evidence_weight: float = 0.35
-    back_bias: float = 0.25      # per-record log-odds cost of "backward" (it is rare)
+    evidence_weight: float = 0.5
+    back_bias: float = 0.2      # per-record log-odds cost of "backward" (it is rare)
+    back_bias_walk: float = 0.3  # backward walking needs more: a slow stroll looks much the same
     max_dir_llr: float = 3.0     # cap on one record's direction evidence (before weighting)
 
 
 PARAMS = Params()
+PARAMS_RUN_SD = PARAMS.run_sd_fwd
+PARAMS_WALK_SD = PARAMS.walk_sd_fwd
 
 
 def huber(z: np.ndarray) -> np.ndarray:
     """Gaussian core, linear tails: 0.5 z^2 for |z| <= 2, else 2|z| - 2."""
     a = np.abs(z)
     return np.where(a <= 2.0, 0.5 * z * z, 2.0 * a - 2.0)
+
+
+def _logsigmoid(x: np.ndarray) -> np.ndarray:
+    """log(1 / (1 + exp(-x))), stable for large |x|."""
+    return -np.logaddexp(0.0, -x)
 
 
 def _logn(x: np.ndarray, mu, sd) -> np.ndarray:
@@ -79,7 +87,12 @@ class ActivityModel:
 
     run_offset: float        # log-cadence offset of forward running vs the baseline locus
     walk_offset: float
-    hypothesis_backward: float  # probability the activity's dominant running is backward
+    hypothesis_backward: float  # fitted share of backward running in the activity
+    run_sd: float = PARAMS_RUN_SD  # within-cluster SD of the run cadence residual in this activity
+    walk_sd: float = PARAMS_WALK_SD
+    hr_walk_ok: bool = False         # the HR line was fitted mostly on walking
+    run_speed: float | None = None   # forward running speed today (60th percentile), m/s
+    walk_speed: float | None = None
     hr_a: float | None = None
     hr_b: float | None = None
     hr_c: float | None = None   # drift, bpm per hour
@@ -107,15 +120,22 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
         r_walk = logc[sl] - bl.walk_locus(logv[sl])
         walk_ok = (c >= 80) & (c < 135) & (v >= 0.5) & (v < 2.0) & flat
         prior = float(context_prior[g])
-        run_off, p_back = 0.0, 0.0
+        run_off, p_back, run_sd = 0.0, 0.0, p.run_sd_fwd
         if run_ok.sum() >= 120:
-            run_off, p_back = _two_cluster_offset(r_run[run_ok], f.dt[sl][run_ok], p.run_shift, 0.035, 0.045,
-                                                  bl.offset_sd, prior)
-        walk_off = 0.0
+            run_off, p_back, run_sd = _forward_cluster(
+                r_run[run_ok], f.dt[sl][run_ok], p.run_shift, bl.offset_sd, prior, 0.015, 0.07)
+        walk_off, walk_sd = 0.0, p.walk_sd_fwd
         if walk_ok.sum() >= 60:
-            walk_off, _ = _two_cluster_offset(r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, 0.05, 0.06,
-                                              max(bl.offset_sd, 0.05), prior)
-        m = ActivityModel(run_off, walk_off, p_back)
+            walk_off, _, walk_sd = _forward_cluster(
+                r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13)
+        m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd)
+        # the athlete's forward speeds today (backward faster than these is implausible)
+        fr_sel = run_ok & (r_run - run_off < p.run_shift / 2)
+        if fr_sel.sum() >= 60:
+            m.run_speed = float(np.quantile(v[fr_sel], 0.6))
+        fw_sel = walk_ok & (r_walk - walk_off < p.walk_shift / 2)
+        if fw_sel.sum() >= 60:
+            m.walk_speed = float(np.quantile(v[fw_sel], 0.6))
         # HR line from forward-looking moving records
         hr = f.hr[sl]
         fwd_like = ((run_ok & (r_run - run_off < p.run_shift / 2)) | (walk_ok & (r_walk - walk_off < p.walk_shift / 2)))
@@ -134,7 +154,13 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
             if th.max() - th.min() > 0.5:
                 drift = float(np.clip(np.polyfit(th, y - gain * x, 1)[0], 0.0, 15.0))
             m.hr_b, m.hr_c = gain, drift
+            m.hr_walk_ok = bool((ok & walk_ok).sum() > (ok & run_ok).sum())
             m.hr_a = float(np.median(y - gain * x - drift * th))
+            # re-centre on all moving records (backward is the minority of moving time)
+            mov = (v >= 0.5) & ~np.isnan(hr) & ~np.isnan(f.v_lag[sl])
+            res = hr[mov] - (m.hr_a + gain * f.v_lag[sl][mov] + drift * f.t[sl][mov] / 3600.0)
+            if res.size:
+                m.hr_a += float(np.quantile(res, 0.4))
         gct = f.gct[sl]
         gok = run_ok & (r_run - run_off < p.run_shift / 2) & ~np.isnan(gct)
         if gok.sum() >= 60:
@@ -143,37 +169,50 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     return out
 
 
-OFFSET_GRID = np.arange(-0.25, 0.2501, 0.005)
+HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
+_HIST_X = HIST_LO + HIST_STEP * np.arange(HIST_N)
+_KERNEL = np.exp(-0.5 * (np.arange(-6, 7) * HIST_STEP / 0.01) ** 2)
 
 
-def _two_cluster_offset(r: np.ndarray, w: np.ndarray, shift: float, sd_f: float, sd_b: float,
-                        prior_sd: float, prior_back: float) -> tuple[float, float]:
-    """Forward offset o and backward share of an activity's cadence residuals.
+def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float, prior_back: float,
+                     sd_floor: float, sd_cap: float) -> tuple[float, float, float]:
+    """Forward offset, backward share and forward spread of an activity's cadence residuals.
 
-    The residuals are a mixture of a forward cluster at o and a backward cluster at o + shift
-    (plus 5 % outliers). For every o on a grid the backward share is fitted by EM; the score adds
-    the baseline's prior on o and a prior on the share (backward is usually the minority). An
-    all-forward and an all-backward activity fit the data equally well, one shift apart: only the
-    priors separate them, which is why a learned baseline matters.
+    A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
+    the longest step at a given cadence, so the *lowest* peak holding >= 10 % of the time is the
+    forward cluster. With a single peak the activity is all one direction: all forward, or all
+    backward (then its forward locus sits one ``shift`` lower); the two are weighed against the
+    baseline's prior on the offset (wide for a new athlete, narrow once history accumulates),
+    because the data alone cannot tell them apart.
     """
-    # thin to one value per ~5 s: neighbouring records share their smoothing windows
-    step = max(1, int(round(5.0 / max(float(np.median(w)), 0.2))))
-    x = r[::step][:, None]
-    o = OFFSET_GRID[None, :]
-    lf = np.exp(-0.5 * ((x - o) / sd_f) ** 2) / sd_f
-    lb = np.exp(-0.5 * ((x - o - shift) / sd_b) ** 2) / sd_b
-    out = 0.05 / 0.6  # uniform outliers over a 0.6-wide residual range
-    pi = np.full(o.shape, 0.2)
-    for _ in range(12):
-        mix = (1 - pi) * lf + pi * lb
-        resp = pi * lb / np.maximum(mix + out, 1e-300)
-        pi = np.clip(resp.mean(axis=0, keepdims=True), 1e-3, 1 - 1e-3)
-    ll = np.log(0.95 * ((1 - pi) * lf + pi * lb) + out).sum(axis=0)
-    # priors: baseline on o; the backward share ~ Beta(1, 1/prior_back - 1) (mean = prior_back)
-    b = max(1.0 / max(prior_back, 1e-3) - 1.0, 1.0)
-    score = ll - 0.5 * (OFFSET_GRID / prior_sd) ** 2 + (b - 1) * np.log(1 - pi[0])
-    k = int(np.argmax(score))
-    return float(OFFSET_GRID[k]), float(pi[0, k])
+    idx = np.clip(np.round((r - HIST_LO) / HIST_STEP).astype(np.int64), 0, HIST_N - 1)
+    h = np.bincount(idx, weights=w, minlength=HIST_N)
+    total = h.sum()
+    hs = np.convolve(h, _KERNEL, "same")
+    inner = (hs[1:-1] >= hs[:-2]) & (hs[1:-1] > hs[2:])
+    peaks = np.flatnonzero(inner) + 1
+    cum = np.concatenate(([0.0], np.cumsum(h)))
+    mass = (cum[np.minimum(peaks + 6, HIST_N)] - cum[np.maximum(peaks - 5, 0)]) / max(total, 1e-9)
+    sig = peaks[mass >= 0.10]
+    top = int(np.argmax(hs))
+    low = int(sig.min()) if sig.size else top
+    o_low, o_top = float(_HIST_X[low]), float(_HIST_X[top])
+    if o_top - o_low >= 0.025:
+        o = o_low
+    else:
+        lf = -0.5 * (o_top / prior_sd) ** 2 - math.log(prior_sd)
+        sdb = math.hypot(prior_sd, 0.05)
+        lb = -0.5 * ((o_top - shift) / sdb) ** 2 - math.log(sdb)
+        logit = lb - lf + math.log(prior_back / (1.0 - prior_back))
+        o = o_top - shift if logit > 0 else o_top
+    back_share = float(h[_HIST_X > o + 0.5 * shift].sum() / max(total, 1e-9))
+    near = (r > o - 0.12) & (r < o + 0.4 * shift)
+    if near.sum() >= 20:
+        dev = np.abs(r[near] - o)
+        sd = float(np.clip(1.4826 * np.median(dev), sd_floor, sd_cap))
+    else:
+        sd = sd_cap
+    return o, back_share, sd
 
 
 @dataclass
@@ -192,7 +231,7 @@ class Emissions:
 
 
 def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel],
-              context_bias: np.ndarray, p: Params = PARAMS) -> Emissions:
+              context_bias: np.ndarray, p: Params = PARAMS, debug: dict | None = None) -> Emissions:
     """Log-likelihoods of every record under the five states (vectorised over all records)."""
     n = f.n
     g = f.group
@@ -228,19 +267,22 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     L[:, BR] += sv * run_v
     # --- cadence against the loci ---
     r_run = np.where(stepping & has_v, logc - (log_cr + beta_r * (logve - log_vr)), np.nan)
-    r_walk = np.where(stepping & has_v, logc - (log_cw + beta_w * (logv - log_vw)), np.nan)
+    r_walk = np.where(stepping & has_v, logc - (log_cw + beta_w * (logve - log_vw)), np.nan)
     # without speed: cadence alone, against the locus at the reference speed (weak)
     r_run = np.where(stepping & ~has_v, logc - log_cr, r_run)
     r_walk = np.where(stepping & ~has_v, logc - log_cw, r_walk)
     widen = np.where(has_v, 1.0, 2.0)
     rr, rw = np.nan_to_num(r_run), np.nan_to_num(r_walk)
-    fr_c = _logn(rr, 0.0, p.run_sd_fwd * widen)
-    br_c = _logn(rr, p.run_shift, p.run_sd_back * widen)
-    fw_c = _logn(rw, 0.0, p.walk_sd_fwd * widen)
-    bw_c = _logn(rw, p.walk_shift, p.walk_sd_back * widen)
+    sd_r = per([m.run_sd for m in models]) * widen
+    sd_w = per([m.walk_sd for m in models]) * widen
+    fr_c = _logn(rr, 0.0, sd_r)
+    br_c = _logn(rr, p.run_shift, np.maximum(sd_r, p.run_sd_back * widen))
+    fw_c = _logn(rw, 0.0, sd_w)
+    bw_c = _logn(rw, p.walk_shift, np.maximum(sd_w, p.walk_sd_back * widen))
     st = stepping.astype(float)
-    L[:, FR] += st * fr_c
-    L[:, FW] += st * fw_c
+    # gait evidence: cadence explained by either direction of that gait
+    L[:, FR] += st * np.maximum(fr_c, br_c)
+    L[:, FW] += st * np.maximum(fw_c, bw_c)
     # direction evidence is added to the backward states as a capped, weighted difference
     d_run = st * np.clip(br_c - fr_c, -p.max_dir_llr, p.max_dir_llr)
     d_walk = st * np.clip(bw_c - fw_c, -p.max_dir_llr, p.max_dir_llr)
@@ -250,8 +292,12 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     for k in (FW, BW, FR, BR):
         L[:, k] += np.where(zero, -3.0, 0.0)
     # backward faster than the athlete's forward easy pace is implausible (strides are forward)
-    d_run -= st * huber(np.maximum(0.0, logve - (log_vr + math.log(0.92))) / 0.08)
-    d_walk -= st * huber(np.maximum(0.0, logv - (log_vw + math.log(0.95))) / 0.1)
+    v_today = per([math.log(m.run_speed) if m.run_speed else math.log(b.run_speed_mps)
+                   for m, b in zip(models, baselines)])
+    w_today = per([math.log(m.walk_speed) if m.walk_speed else math.log(b.walk_speed_mps)
+                   for m, b in zip(models, baselines)])
+    d_run -= st * huber(np.maximum(0.0, logve - (v_today + math.log(0.92))) / 0.08)
+    d_walk -= st * huber(np.maximum(0.0, logve - (w_today + math.log(0.95))) / 0.1)
     # --- heart rate ---
     hr_a = per([np.nan if m.hr_a is None else m.hr_a for m in models])
     hr_b = per([np.nan if m.hr_b is None else m.hr_b for m in models])
@@ -259,8 +305,9 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     hr_res = f.hr - (hr_a + hr_b * f.v_lag + hr_c * f.t / 3600.0)
     has_hr = ~np.isnan(hr_res)
     hres = np.nan_to_num(hr_res)
+    # HR is confounded (heat, fatigue, walk breaks after hard efforts): it may veto, barely assert
     d_hr = np.where(has_hr, np.clip(_logn(hres, p.hr_shift, p.hr_sd_back) - _logn(hres, 0.0, p.hr_sd_fwd),
-                                    -2.0, 2.0), 0.0)
+                                    -2.0, 1.5), 0.0)
     # --- stance time (running only) ---
     gref = per([np.nan if m.gct_ref is None else m.gct_ref for m in models])
     g_res = np.log(np.maximum(np.nan_to_num(f.gct, nan=1.0), 1.0)) - (gref - 0.6 * (logve - log_vr))
@@ -272,11 +319,21 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     d_grade = -np.minimum(4.0, steep / 0.015)
 
     w = p.evidence_weight
+    if debug is not None:
+        debug.update(d_run=d_run, d_walk=d_walk, d_hr=d_hr, d_g=d_g, d_grade=d_grade)
     dir_run = w * (d_run + d_hr + d_g + d_grade) - p.back_bias + context_bias[g]
-    dir_walk = w * (d_walk + d_hr + d_grade) - p.back_bias + context_bias[g]
-    # backward = the same gait evidence as forward, plus the direction evidence
-    L[:, BR] = L[:, FR] + dir_run
-    L[:, BW] = L[:, FW] + dir_walk
+    # a noisy walking activity (wide residual cluster: GPS speed noise at walking pace, stop-and-go)
+    # cannot tell a backward walk from a slow stroll at all: its walking direction evidence is off
+    walk_clean = per([1.0 if m.walk_sd < 0.085 else 0.0 for m in models])
+    # the HR line is fitted where the activity spends its time: walking HR after running (walk
+    # breaks) sits far above a running line, so HR speaks for walking only in walking activities
+    hr_walk = per([1.0 if m.hr_walk_ok else 0.0 for m in models])
+    dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - p.back_bias_walk + context_bias[g]
+    # direction: a bounded log-odds split of the gait's likelihood between its two directions
+    L[:, BR] = L[:, FR] + _logsigmoid(dir_run)
+    L[:, FR] = L[:, FR] + _logsigmoid(-dir_run)
+    L[:, BW] = L[:, FW] + _logsigmoid(dir_walk)
+    L[:, FW] = L[:, FW] + _logsigmoid(-dir_walk)
     # scale by the time each record stands for (smart recording: fewer records, same evidence)
     L *= np.sqrt(f.dt)[:, None]
     return Emissions(L, r_run, r_walk, np.where(has_hr, hr_res, np.nan), dir_run, dir_walk,

@@ -1,0 +1,187 @@
+"""Warehouse side of the classifier: read records, learn baselines, replace segments atomically.
+
+``classify_activities(con, activity_ids=None)`` is what ingest calls for new activities and what
+``retroingest classify [--all]`` re-runs. Reads are columnar (``.pl()``), writes are one
+transaction: the activities' old segments and forward references are deleted and the new ones
+inserted from Arrow frames, and the athletes' baselines are updated.
+
+Athletes: a device serial maps to an athlete through ``device_athletes``. The configuration can
+fill that table (``[athletes.<id>] device_serials = ["3912345678", ...]``) and can choose what
+happens to unmapped devices (``[classify] unmapped_devices = "default" | "per_device"``; default
+``"default"``: every unmapped device and every file without a serial belongs to athlete
+'default'; ``"per_device"`` gives each unmapped serial its own athlete ``device:<serial>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any, Sequence
+
+import duckdb
+import polars as pl
+
+from retroingest.classify import baseline as blmod
+from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
+from retroingest.classify.core import CLASSIFIER_VERSION, SEGMENT_SCHEMA, classify
+from retroingest.warehouse import transaction
+
+DEFAULT_ATHLETE = "default"
+BATCH_RECORDS = 2_000_000
+RECORD_COLUMNS = ("activity_id", "seq", "ts", "elapsed_s", "lat_deg", "lon_deg", "altitude_m", "distance_m",
+                  "speed_mps", "cadence_spm", "heart_rate_bpm", "stance_time_ms")
+REF_COLUMNS = ("activity_id", "athlete_id", "run_forward_s", "run_speed_mps", "run_cadence_spm", "run_offset",
+               "walk_forward_s", "walk_offset", "hr_gain_bpm_per_mps", "gct_ms")
+# a second pass is worth it when the learned locus moved by more than this (log cadence ≈ 1.5 %)
+RELEARN_SHIFT = 0.015
+
+
+def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[int] | None = None, *,
+                        config: dict[str, Any] | None = None) -> int:
+    """Classify primary foot-sport activities (all when ``activity_ids`` is None); returns how many.
+
+    Old segments of those activities are replaced in one transaction; athlete baselines are
+    updated from the forward running found, and activities whose athlete's baseline moved are
+    classified a second time against the improved baseline before anything is written.
+    """
+    config = config or {}
+    _sync_config_devices(con, config)
+    acts = _activities(con, activity_ids, config)
+    if acts.height == 0:
+        return 0
+    baselines = _load_baselines(con)
+    refs_all: dict[int, ActivityRef] = {}
+    seg_frames: list[pl.DataFrame] = []
+    for batch in _batches(acts):
+        records = _records(con, batch["activity_id"].to_list())
+        res = classify(records, batch, baselines)
+        new_refs = {r.activity_id: r for r in res.refs}
+        learned = _relearn(con, new_refs, refs_all, baselines)
+        moved = [a for a, b in learned.items() if _moved(baselines.get(a, POPULATION), b)]
+        baselines.update(learned)
+        if moved:
+            again = batch.filter(pl.col("athlete_id").is_in(moved))
+            keep = batch.filter(~pl.col("athlete_id").is_in(moved))
+            res2 = classify(records.filter(pl.col("activity_id").is_in(again["activity_id"].implode())),
+                            again, baselines)
+            segs = pl.concat([res.segments.filter(pl.col("activity_id").is_in(keep["activity_id"].implode())),
+                              res2.segments])
+            for r in res2.refs:
+                new_refs[r.activity_id] = r
+            baselines.update(_relearn(con, new_refs, refs_all, baselines))
+        else:
+            segs = res.segments
+        refs_all.update(new_refs)
+        seg_frames.append(segs)
+    segments = pl.concat(seg_frames) if seg_frames else pl.DataFrame(schema=SEGMENT_SCHEMA)
+    _write(con, acts["activity_id"].to_list(), segments, list(refs_all.values()), baselines,
+           set(acts["athlete_id"].to_list()))
+    return acts.height
+
+
+def _sync_config_devices(con: duckdb.DuckDBPyConnection, config: dict[str, Any]) -> None:
+    rows = []
+    for athlete_id, section in (config.get("athletes") or {}).items():
+        for serial in (section or {}).get("device_serials", []) or []:
+            rows.append((str(serial), str(athlete_id)))
+    if rows:
+        with transaction(con):
+            con.executemany("INSERT OR REPLACE INTO device_athletes (device_serial, athlete_id) VALUES (?, ?)", rows)
+
+
+def _activities(con: duckdb.DuckDBPyConnection, ids: Sequence[int] | None, config: dict[str, Any]) -> pl.DataFrame:
+    per_device = (config.get("classify") or {}).get("unmapped_devices", "default") == "per_device"
+    unmapped = ("CASE WHEN a.device_serial IS NULL THEN 'default' ELSE 'device:' || a.device_serial END"
+                if per_device else "'default'")
+    sql = f"""
+        SELECT a.activity_id, a.sport, a.sub_sport, a.n_records,
+               coalesce(d.athlete_id, {unmapped}) AS athlete_id
+        FROM activities a LEFT JOIN device_athletes d ON d.device_serial = a.device_serial
+        WHERE a.duplicate_of IS NULL AND a.is_foot_sport
+    """
+    if ids is not None:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return pl.DataFrame(schema={"activity_id": pl.Int64, "sport": pl.String, "sub_sport": pl.String,
+                                        "n_records": pl.Int64, "athlete_id": pl.String})
+        sql += " AND a.activity_id IN (SELECT unnest(?::BIGINT[]))"
+        return con.execute(sql + " ORDER BY a.start_time, a.activity_id", [ids]).pl()
+    return con.execute(sql + " ORDER BY a.start_time, a.activity_id").pl()
+
+
+def _batches(acts: pl.DataFrame):
+    """Consecutive groups of activities holding about BATCH_RECORDS records each (in start order)."""
+    cum = acts["n_records"].fill_null(0).cum_sum()
+    bid = (cum // BATCH_RECORDS).alias("_b")
+    for _, part in acts.with_columns(bid).group_by("_b", maintain_order=True):
+        yield part.drop("_b")
+
+
+def _records(con: duckdb.DuckDBPyConnection, ids: list[int]) -> pl.DataFrame:
+    cols = ", ".join(RECORD_COLUMNS)
+    return con.execute(
+        f"SELECT {cols} FROM records WHERE activity_id IN (SELECT unnest(?::BIGINT[])) ORDER BY activity_id, seq",
+        [ids]).pl()
+
+
+def _load_baselines(con: duckdb.DuckDBPyConnection) -> dict[str, Baseline]:
+    rows = con.execute("SELECT athlete_id, baseline_json FROM athletes").fetchall()
+    return {a: Baseline.from_json(j) for a, j in rows}
+
+
+def _stored_refs(con: duckdb.DuckDBPyConnection, athletes: list[str]) -> list[ActivityRef]:
+    if not athletes:
+        return []
+    df = con.execute(f"SELECT {', '.join(REF_COLUMNS)} FROM classifier_activity_refs "
+                     "WHERE athlete_id IN (SELECT unnest(?::VARCHAR[]))", [athletes]).pl()
+    return [ActivityRef(**row) for row in df.iter_rows(named=True)]
+
+
+def _relearn(con: duckdb.DuckDBPyConnection, new: dict[int, ActivityRef], earlier: dict[int, ActivityRef],
+             current: dict[str, Baseline]) -> dict[str, Baseline]:
+    """Baselines of the athletes in ``new`` from stored refs, replaced by this run's refs."""
+    athletes = sorted({r.athlete_id for r in new.values()})
+    out = {}
+    for a in athletes:
+        refs = {r.activity_id: r for r in _stored_refs(con, [a])}
+        refs.update({k: r for k, r in earlier.items() if r.athlete_id == a})
+        refs.update({k: r for k, r in new.items() if r.athlete_id == a})
+        out[a] = blmod.aggregate(refs.values())
+    return out
+
+
+def _moved(old: Baseline, new: Baseline) -> bool:
+    if old.learned != new.learned:
+        return new.learned
+    d = abs(math.log(new.run_cadence_spm) - POPULATION.run_locus(math.log(new.run_speed_mps))
+            - (math.log(old.run_cadence_spm) - POPULATION.run_locus(math.log(old.run_speed_mps))))
+    return d > RELEARN_SHIFT or new.offset_sd < old.offset_sd * 0.7
+
+
+def _write(con: duckdb.DuckDBPyConnection, ids: list[int], segments: pl.DataFrame, refs: list[ActivityRef],
+           baselines: dict[str, Baseline], athletes: set[str]) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    seg_arrow = segments.select(list(SEGMENT_SCHEMA)).to_arrow()  # noqa: F841 (read by DuckDB by name)
+    ref_df = pl.DataFrame(
+        [{**{k: getattr(r, k) for k in REF_COLUMNS}, "classifier_version": CLASSIFIER_VERSION, "updated_at": now}
+         for r in refs],
+        schema={"activity_id": pl.Int64, "athlete_id": pl.String, "run_forward_s": pl.Float64,
+                "run_speed_mps": pl.Float64, "run_cadence_spm": pl.Float64, "run_offset": pl.Float64,
+                "walk_forward_s": pl.Float64, "walk_offset": pl.Float64, "hr_gain_bpm_per_mps": pl.Float64,
+                "gct_ms": pl.Float64, "classifier_version": pl.String, "updated_at": pl.Datetime("us", "UTC")},
+    )
+    ref_arrow = ref_df.to_arrow()  # noqa: F841
+    ath_rows = [(a, baselines.get(a, POPULATION).to_json() if baselines.get(a, POPULATION).learned else None,
+                 int(baselines.get(a, POPULATION).n_forward_s), now) for a in sorted(athletes)]
+    cols = ", ".join(SEGMENT_SCHEMA)
+    with transaction(con):
+        con.execute("DELETE FROM segments WHERE activity_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        con.execute(f"INSERT INTO segments ({cols}) SELECT {cols} FROM seg_arrow")
+        con.execute("DELETE FROM classifier_activity_refs WHERE activity_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        con.execute("INSERT INTO classifier_activity_refs SELECT * FROM ref_arrow")
+        for a, js, n, ts in ath_rows:
+            con.execute(
+                "INSERT INTO athletes (athlete_id, baseline_json, baseline_n_records, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (athlete_id) DO UPDATE SET baseline_json = excluded.baseline_json, "
+                "baseline_n_records = excluded.baseline_n_records, updated_at = excluded.updated_at",
+                [a, js, n, ts])
