@@ -74,7 +74,8 @@ def main(cron: str | None = None, timezone: str | None = None, warehouse_path: s
                   "config_path": str(config.config_path(config_path).absolute())
                   if config.config_path(config_path).exists() else None}
         info = {"api_url": api_url, "ui_url": api_url.removesuffix("/api"), "deployment": f"nightly-import/{DEPLOYMENT}",
-                "cron": cron, "timezone": tz, "parameters": params, "pid": os.getpid()}
+                "cron": cron, "timezone": tz, "parameters": params, "pid": os.getpid(),
+                "server_pid": server.proc.pid if server else None}
         Path(home).mkdir(parents=True, exist_ok=True)
         (Path(home) / "retroingest-serve.json").write_text(json.dumps(info, indent=1))
         print(f"Prefect API {api_url}; UI {info['ui_url']}; serving {info['deployment']} at '{cron}' {tz}", flush=True)
