@@ -217,3 +217,39 @@ def simulate(out_dir, n, seed):
     click.echo(f"{len(files)} files ({sum(f.format == 'fit' for f in files)} FIT, "
                f"{sum(f.format == 'gpx' for f in files)} GPX; {n_bwd} with backward bouts, "
                f"{sum(f.backward_s for f in files)} backward seconds) -> {out_dir}/manifest.csv")
+
+
+@main.command()
+@click.option("--all", "all_", is_flag=True, help="re-classify every primary foot-sport activity, not only pending ones")
+@click.option("--activity", "activity_ids", type=int, multiple=True, help="classify this activity id (repeatable)")
+@warehouse_option
+@click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
+              help="seconds to wait for a running import to release the warehouse")
+def classify(all_, activity_ids, warehouse_path, wait_s):
+    """Detect backward walking/running and replace the activities' segments (then refresh metrics).
+
+    Without --all only activities with no segments, or segments of an older classifier version,
+    are classified. Example: retroingest classify --all --warehouse warehouse/retro.duckdb
+    """
+    from retroingest.classify import pending_activities
+    from retroingest.ingest import reclassify
+
+    try:
+        if activity_ids:
+            ids = list(activity_ids)
+        else:
+            con = warehouse.connect(warehouse_path, wait_s=wait_s)
+            try:
+                ids = pending_activities(con, all_activities=all_)
+            finally:
+                con.close()
+        if not ids:
+            click.echo("classify: nothing to do (every foot-sport activity has current segments; use --all to redo)")
+            return
+        steps = reclassify(warehouse_path, ids, lock_wait_s=wait_s)
+    except RetroIngestError as exc:
+        _fail(exc)
+    failed = {k: v for k, v in steps.items() if v != "ok"}
+    click.echo(f"classify: {len(ids)} activities; " + ", ".join(f"{k}: {v}" for k, v in steps.items()))
+    if failed:
+        sys.exit(EXIT_FAILURE)

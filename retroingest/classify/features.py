@@ -37,6 +37,7 @@ class Features:
     c: np.ndarray           # cadence spm, 8 s centred mean of valid values (NaN = none)
     hr: np.ndarray          # heart rate bpm (NaN = none)
     v_lag: np.ndarray       # trailing 110 s mean of v_eff (HR lags speed, tau ≈ 58 s)
+    steady: np.ndarray      # speed within 12 % of its centred 60 s mean (not a burst or a transition)
     grade: np.ndarray       # rise over run, ±20 s window (0 when unknown)
     grade_known: np.ndarray
     gct: np.ndarray         # stance time ms, 8 s mean (NaN = none)
@@ -140,8 +141,13 @@ def compute(records: pl.DataFrame) -> Features:
     lo_lag, hi_lag = _window(tg, 110.0, 0.0)
     v_lag = _wmean(v_eff, lo_lag, hi_lag)
 
+    lo60, hi60 = _window(tg, 30.0, 30.0)
+    v60 = _wmean(v, lo60, hi60)
+    with np.errstate(invalid="ignore"):
+        steady = np.abs(v - v60) < 0.12 * v60
+
     has_fix = (~np.isnan(lat)).astype(float)
     lo30, hi30 = _window(tg, 30.0, 30.0)
     has_gps = _wmean(has_fix, lo30, hi30) > 0.5
-    return Features(aid, starts, ends, group, t, dt, v, v_eff, c, hr, v_lag, grade, grade_known,
+    return Features(aid, starts, ends, group, t, dt, v, v_eff, c, hr, v_lag, steady, grade, grade_known,
                     gct_s, has_gps, lat, lon, dist)

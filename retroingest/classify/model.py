@@ -91,6 +91,7 @@ class ActivityModel:
     run_sd: float = PARAMS_RUN_SD  # within-cluster SD of the run cadence residual in this activity
     walk_sd: float = PARAMS_WALK_SD
     hr_walk_ok: bool = False         # the HR line was fitted mostly on walking
+    walk_bimodal: bool = False       # walking shows a forward and a separate short-step cluster
     run_speed: float | None = None   # forward running speed today (60th percentile), m/s
     walk_speed: float | None = None
     hr_a: float | None = None
@@ -116,19 +117,20 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
         c, v = f.c[sl], f.v[sl]
         flat = np.abs(f.grade[sl]) < 0.04
         r_run = logc[sl] - bl.run_locus(logv[sl])
-        run_ok = (c >= 135) & (v >= 1.4) & flat
+        steady = f.steady[sl]
+        run_ok = (c >= 135) & (v >= 1.4) & flat & steady
         r_walk = logc[sl] - bl.walk_locus(logv[sl])
-        walk_ok = (c >= 80) & (c < 135) & (v >= 0.5) & (v < 2.0) & flat
+        walk_ok = (c >= 80) & (c < 135) & (v >= 0.5) & (v < 2.0) & flat & steady
         prior = float(context_prior[g])
         run_off, p_back, run_sd = 0.0, 0.0, p.run_sd_fwd
         if run_ok.sum() >= 120:
-            run_off, p_back, run_sd = _forward_cluster(
+            run_off, p_back, run_sd, _ = _forward_cluster(
                 r_run[run_ok], f.dt[sl][run_ok], p.run_shift, bl.offset_sd, prior, 0.015, 0.07)
-        walk_off, walk_sd = 0.0, p.walk_sd_fwd
+        walk_off, walk_sd, walk_bimodal = 0.0, p.walk_sd_fwd, False
         if walk_ok.sum() >= 60:
-            walk_off, _, walk_sd = _forward_cluster(
+            walk_off, _, walk_sd, walk_bimodal = _forward_cluster(
                 r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13)
-        m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd)
+        m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd, walk_bimodal=walk_bimodal)
         # the athlete's forward speeds today (backward faster than these is implausible)
         fr_sel = run_ok & (r_run - run_off < p.run_shift / 2)
         if fr_sel.sum() >= 60:
@@ -175,7 +177,7 @@ _KERNEL = np.exp(-0.5 * (np.arange(-6, 7) * HIST_STEP / 0.01) ** 2)
 
 
 def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float, prior_back: float,
-                     sd_floor: float, sd_cap: float) -> tuple[float, float, float]:
+                     sd_floor: float, sd_cap: float) -> tuple[float, float, float, bool]:
     """Forward offset, backward share and forward spread of an activity's cadence residuals.
 
     A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
@@ -212,7 +214,16 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
         sd = float(np.clip(1.4826 * np.median(dev), sd_floor, sd_cap))
     else:
         sd = sd_cap
-    return o, back_share, sd
+    # a second, separate cluster of shorter steps: a significant peak at least half a shift
+    # above the forward one with a real valley between them
+    k0 = int(np.clip(round((o - HIST_LO) / HIST_STEP), 0, HIST_N - 1))
+    bimodal = False
+    for pk in sig:
+        if _HIST_X[pk] - o >= 0.5 * shift and pk > k0:
+            valley = hs[k0:pk + 1].min()
+            if valley < 0.6 * min(hs[k0], hs[pk]):
+                bimodal = True
+    return o, back_share, sd, bimodal
 
 
 @dataclass
@@ -324,7 +335,10 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     dir_run = w * (d_run + d_hr + d_g + d_grade) - p.back_bias + context_bias[g]
     # a noisy walking activity (wide residual cluster: GPS speed noise at walking pace, stop-and-go)
     # cannot tell a backward walk from a slow stroll at all: its walking direction evidence is off
-    walk_clean = per([1.0 if m.walk_sd < 0.085 else 0.0 for m in models])
+    # Backward walking is looked for only where walking splits into two clusters, a forward one and
+    # a shorter-stepped one (bouts against the athlete's own forward walking in the same session);
+    # one wide cluster is a stroll, a hike or stop-and-go, where the two cannot be told apart.
+    walk_clean = per([1.0 if (m.walk_sd < 0.085 and m.walk_bimodal) else 0.0 for m in models])
     # the HR line is fitted where the activity spends its time: walking HR after running (walk
     # breaks) sits far above a running line, so HR speaks for walking only in walking activities
     hr_walk = per([1.0 if m.hr_walk_ok else 0.0 for m in models])

@@ -44,7 +44,9 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
     updated from the forward running found, and activities whose athlete's baseline moved are
     classified a second time against the improved baseline before anything is written.
     """
-    config = config or {}
+    if config is None:
+        from retroingest import config as cfgmod
+        config = cfgmod.load()
     _sync_config_devices(con, config)
     acts = _activities(con, activity_ids, config)
     if acts.height == 0:
@@ -77,6 +79,16 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
     _write(con, acts["activity_id"].to_list(), segments, list(refs_all.values()), baselines,
            set(acts["athlete_id"].to_list()))
     return acts.height
+
+
+def pending_activities(con: duckdb.DuckDBPyConnection, all_activities: bool = False) -> list[int]:
+    """Primary foot-sport activities without current segments (all of them with ``all_activities``)."""
+    sql = "SELECT a.activity_id FROM activities a WHERE a.duplicate_of IS NULL AND a.is_foot_sport"
+    if not all_activities:
+        sql += (" AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.activity_id = a.activity_id"
+                " AND s.classifier_version = ?)")
+        return [r[0] for r in con.execute(sql + " ORDER BY a.start_time", [CLASSIFIER_VERSION]).fetchall()]
+    return [r[0] for r in con.execute(sql + " ORDER BY a.start_time").fetchall()]
 
 
 def _sync_config_devices(con: duckdb.DuckDBPyConnection, config: dict[str, Any]) -> None:
