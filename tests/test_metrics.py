@@ -316,3 +316,58 @@ def test_forward_only_and_empty_warehouse_give_no_rows(con):
     add_activity(con, 1, T0, [Bout(1200, 3.0, 166)])
     assert compute_equivalence(con, config={}) == 0
     assert con.execute("SELECT count(*) FROM equivalence").fetchone()[0] == 0
+
+
+# ---- end to end: simulator -> ingest -> classifier -> metrics ------------------------------
+
+def test_simulated_activities_end_to_end(tmp_path):
+    """Simulated FIT/GPX files through the real pipeline: the metrics follow the classified
+    backward work exactly, and that work matches the simulator's ground truth closely."""
+    from retroingest.ingest import ingest
+    from retroingest.simulate import simulate
+    from retroingest.simulate.simulate import read_truth
+
+    files = simulate(tmp_path / "sim", n=4, seed=42)  # a development seed (< 10000)
+    backward = [f for f in files if f.backward_s > 0]
+    assert backward, "the simulated set has no backward session"
+    db = tmp_path / "retro.duckdb"
+    result = ingest([tmp_path / "sim"], db, workers=1)
+    assert result.post_steps.get("metrics") == "ok", result.post_steps
+    con = warehouse.connect(db)
+    try:
+        for f in backward:
+            (aid, mass), = con.execute(
+                "SELECT a.activity_id, a.body_mass_kg FROM activities a JOIN source_files s USING (file_id) "
+                "WHERE s.path LIKE ? AND a.duplicate_of IS NULL", [f"%{f.file}"]).fetchall()
+            # ground truth D and T: backward intervals of the truth CSV, distance from the records
+            truth = read_truth(f.truth_path).filter(pl.col("direction") == "backward")
+            T_true = sum((e - s).total_seconds() for s, e in truth.select("start_time", "end_time").iter_rows())
+            D_true = 0.0
+            for s, e in truth.select("start_time", "end_time").iter_rows():
+                d0, d1 = con.execute("SELECT min(distance_m), max(distance_m) FROM records "
+                                     "WHERE activity_id = ? AND ts >= ? AND ts < ?", [aid, s, e]).fetchone()
+                D_true += d1 - d0
+            segs = con.execute("SELECT gait, duration_s, distance_m FROM segments "
+                               "WHERE activity_id = ? AND direction = 'backward'", [aid]).fetchall()
+            T = sum(s[1] for s in segs)
+            D_run = sum(s[2] for s in segs if s[0] == "run")
+            D_walk = sum(s[2] for s in segs if s[0] == "walk")
+            D = D_run + D_walk
+            assert T == pytest.approx(T_true, rel=0.10) and D == pytest.approx(D_true, rel=0.10)
+            seed, ev = activity_row(con, aid, "seed_claims"), activity_row(con, aid, "evidence")
+            assert (seed["backward_time_s"], seed["backward_distance_m"]) == pytest.approx((T, D))
+            assert seed["fwd_distance_m"] == pytest.approx(6 * D)
+            assert ev["fwd_distance_m"] == pytest.approx(1.35 * D_run + 1.4 * D_walk)
+            assert ev["fwd_distance_low_m"] == pytest.approx(1.15 * D_run + 1.25 * D_walk)
+            assert ev["fwd_distance_high_m"] == pytest.approx(1.40 * D_run + 1.5 * D_walk)
+            kg = mass if mass is not None else 70.0
+            assert ev["body_mass_source"] == ("file" if mass is not None else "assumed_70kg")
+            # ACSM by hand for the running segments: kcal = (0.2 * S * 1.35 + 3.5) * kg / 200 * minutes
+            run_kcal = sum((0.2 * (d / t * 60) * 1.35 + 3.5) * kg / 200 * (t / 60)
+                           for g, t, d in segs if g == "run")
+            ev_run = con.execute("SELECT sum(energy_kcal) FROM equivalence WHERE activity_id = ? AND "
+                                 "profile = 'evidence' AND level = 'segment' AND gait = 'run'", [aid]).fetchone()[0]
+            assert (ev_run or 0.0) == pytest.approx(run_kcal)
+            assert seed["energy_kcal"] == pytest.approx(400 / 30 * T / 60)
+    finally:
+        con.close()
