@@ -371,3 +371,18 @@ def test_simulated_activities_end_to_end(tmp_path):
             assert seed["energy_kcal"] == pytest.approx(400 / 30 * T / 60)
     finally:
         con.close()
+
+
+def test_the_configuration_example_in_metrics_md_works(con):
+    import re
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "METRICS.md").read_text()
+    cfg = tomllib.loads(re.search(r"```toml\n(.*?)```", doc, re.S).group(1))
+    add_activity(con, 1, T0, interval_session(), body_mass_kg=80.0)
+    compute_equivalence(con, config=cfg)
+    assert {p for (p,) in con.execute("SELECT DISTINCT profile FROM equivalence").fetchall()} == {"evidence", "coach"}
+    # r = 1.30: 0.2 * 132 * 1.30 + 3.5 = 37.82 mL/kg/min -> 15.128 kcal/min x 8 min
+    assert activity_row(con, 1, "evidence")["energy_kcal"] == pytest.approx(121.024)
+    assert activity_row(con, 1, "coach")["fwd_distance_m"] == pytest.approx(3 * 4 * 120 * 2.2)
