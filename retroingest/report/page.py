@@ -35,7 +35,8 @@ svg.chart{width:100%;height:auto;display:block;margin:6px 0}svg.route{max-width:
 .value{font-size:11px;fill:var(--fg)}.bar{fill:var(--bwrun);opacity:.85}.bar:hover{opacity:1}.trend{fill:none;stroke:var(--fg);stroke-width:1.5;stroke-dasharray:4 3}
 .claims{fill:var(--claims);opacity:.8}.evidence{fill:var(--evidence);opacity:.85}.band{stroke:#0a3069;stroke-width:3}
 .panel{fill:none;stroke:#eaeef2}.series{fill:none;stroke-width:1.2}.s-speed{stroke:#0969da}.s-cadence{stroke:#1a7f37}.s-heart_rate{stroke:#cf222e}
-.shade-run{fill:var(--bwrun);opacity:.18}.shade-walk{fill:var(--bwwalk);opacity:.18}
+.shade-run{fill:var(--bwrun);opacity:.18}.ctx-track{fill:#1a7f37}.ctx-treadmill{fill:#0969da}.ctx-road{fill:#bf8700}
+.ctx-unknown{fill:#8c959f}.inbar{fill:#fff;font-size:12px}.shade-walk{fill:var(--bwwalk);opacity:.18}
 svg.route polyline{fill:none;stroke-width:2.2;stroke-linejoin:round;stroke-linecap:round}svg.route .fw{stroke:var(--fw);stroke-width:1.4}
 svg.route .bw-run{stroke:var(--bwrun);stroke-width:3}svg.route .bw-walk{stroke:var(--bwwalk);stroke-width:3}svg.route .start{fill:#1a7f37}
 .legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:-1px;margin-right:4px}
@@ -206,9 +207,11 @@ def _claims(d: ReportData) -> str:
         out.append('<p class="legend"><span><i class="sw" style="background:var(--claims)"></i>popular claim</span>'
                    '<span><i class="sw" style="background:var(--evidence)"></i>evidence (line: low–high band)'
                    '</span></p>')
-        table_rows = []
+        table_rows, explained = [], set()
         for r in [x for x in d.claims_totals if x["athlete_id"] == athlete]:
             myth, why = MYTHS[r["metric"]]
+            why = "" if r["metric"] in explained else why  # explain each claim once
+            explained.add(r["metric"])
             table_rows.append([
                 escape(myth), escape(r["gait"]),
                 escape(num(r["backward_value"], 0, r["unit"]) if r["backward_value"] is not None
@@ -241,12 +244,11 @@ def _context(d: ReportData) -> str:
     rows = [[escape(r["context"]), escape(dur(r["backward_time_s"])), escape(km(r["backward_distance_m"])),
              escape(pct(r["backward_time_s"] / total)), escape(str(r["n_segments"])), escape(dur(r["longest_bout_s"]))]
             for r in d.by_context]
-    chart = svg.bar_chart([r["context"] for r in d.by_context], [r["backward_time_s"] / 60 for r in d.by_context],
-                          tips=[f"{r['context']}: {dur(r['backward_time_s'])}" for r in d.by_context],
-                          y_label="backward minutes by context", height=170, css_id="context-chart")
-    return head + '<div class="row"><div>' + chart + '</div><div>' + _table(
+    chart = svg.share_bar([(r["context"], r["backward_time_s"], f"ctx-{r['context']}") for r in d.by_context],
+                          css_id="context-chart")
+    return head + chart + _table(
         [("context", False), ("time", True), ("distance", True), ("share", True), ("segments", True),
-         ("longest", True)], rows, "context-table") + "</div></div></section>"
+         ("longest", True)], rows, "context-table") + "</section>"
 
 
 def _safety(d: ReportData) -> str:

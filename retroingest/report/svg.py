@@ -90,10 +90,11 @@ def comparison_bars(rows: Sequence[dict], *, width: int = 760, row_h: int = 54) 
                 continue
             y = y0 + j * 20
             w = v / vmax * pw
+            end = max(v, r.get("high") or v) / vmax * pw if key == "evidence" else w  # text clears the band
             tip = f"{key}: {v:,.0f} {r.get('unit', '')}"
             out.append(f'<rect class="{cls}" x="{left}" y="{y}" width="{_f(max(w, 1))}" height="15" '
                        f'data-tip="{escape(tip)}"><title>{escape(tip)}</title></rect>'
-                       f'<text class="value" x="{_f(left + w + 4)}" y="{y + 12}">{v:,.0f} {escape(r.get("unit", ""))}</text>')
+                       f'<text class="value" x="{_f(left + end + 4)}" y="{y + 12}">{v:,.0f} {escape(r.get("unit", ""))}</text>')
         lo, hi = r.get("low"), r.get("high")
         if lo is not None and hi is not None and hi > lo:
             y = y0 + 20 + 7.5
@@ -186,5 +187,24 @@ def route(lat: Sequence[float], lon: Sequence[float], classes: Sequence[str], *,
             out.append(f'<polyline class="{classes[start]}" points="{pts}"/>')
             start = i
     out.append(f'<circle class="start" cx="{P(0).split(",")[0]}" cy="{P(0).split(",")[1]}" r="4"/>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def share_bar(parts: Sequence[tuple[str, float, str]], *, width: int = 760, height: int = 46,
+              css_id: str = "") -> str:
+    """One horizontal bar split into labelled shares: (label, value, css class) per part."""
+    total = sum(v for _, v, _ in parts) or 1.0
+    out = [f'<svg class="chart" id="{escape(css_id)}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="shares" xmlns="http://www.w3.org/2000/svg">']
+    x = 0.0
+    for label, v, cls in parts:
+        w = v / total * width
+        tip = f"{label}: {100 * v / total:.0f} %"
+        out.append(f'<rect class="{escape(cls)}" x="{_f(x)}" y="0" width="{_f(w)}" height="26" '
+                   f'data-tip="{escape(tip)}"><title>{escape(tip)}</title></rect>')
+        if w > 60:
+            out.append(f'<text class="label inbar" x="{_f(x + 6)}" y="17">{escape(tip)}</text>')
+        x += w
     out.append("</svg>")
     return "".join(out)
