@@ -264,3 +264,21 @@ def test_the_checks_catch_script_errors_network_loads_and_blank_pages(chromium, 
     blank = in_tmp / "blank.html"
     blank.write_text("<!DOCTYPE html><html><body></body></html>")
     assert load(chromium, blank, in_tmp, SMALL).non_background_share() < 0.001
+
+
+def test_report_of_simulated_files_through_the_real_pipeline(chromium, in_tmp):
+    """simulate -> ingest (classify, metrics) -> report: real positions, real segments."""
+    from retroingest.ingest import ingest
+    from retroingest.simulate import simulate
+
+    files = simulate(in_tmp / "sim", n=4, seed=42)
+    db = in_tmp / "sim.duckdb"
+    ingest([in_tmp / "sim"], db, workers=1)
+    page = load(chromium, write_report(in_tmp, db), in_tmp, SMALL)
+    assert page.console == []
+    n_backward = sum(f.backward_s > 0 for f in files)
+    assert len(page.find("section", cls="activity")) == n_backward
+    assert page.find("rect", cls="shade-run") or page.find("rect", cls="shade-walk")
+    if any(f.backward_s > 0 and f.has_gps for f in files):  # backward parts coloured on a real route
+        assert page.find("polyline", cls="bw-run") or page.find("polyline", cls="bw-walk")
+    assert len(page.find("rect", cls="claims", within="claims-chart")) == 3
