@@ -22,6 +22,7 @@ says which reader produced the frames; ``extra['fast_fallback']`` says why the f
 
 from __future__ import annotations
 
+import array
 import functools
 import struct
 from dataclasses import dataclass, field
@@ -409,8 +410,12 @@ class _Def:
 
 @dataclass
 class _Walk:
-    offs: list[int] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
+    """What the header walk found: data-message payload offsets and definition ids, in file order."""
+
+    offs: array.array = field(default_factory=lambda: array.array("q"))   # single messages
+    ids: array.array = field(default_factory=lambda: array.array("i"))
+    runs: list[tuple[int, int, int, int]] = field(default_factory=list)   # (first offset, count, stride, def id)
+    n_run: int = 0                                                        # messages inside runs
     defs: list[_Def] = field(default_factory=list)
     def_events: list[tuple[int, int]] = field(default_factory=list)  # (message count, def id)
     compressed: list[tuple[int, int]] = field(default_factory=list)  # (message index, time offset)
@@ -489,23 +494,48 @@ def _walk(buf: bytes) -> _Walk:
             raise Unsupported("truncated segment")
         if crc16(bufnp[pos: end + 2]) != 0:
             raise Unsupported("file CRC mismatch")
-        w.segments.append(len(w.offs))
-        _walk_segment(buf, start, end, w, def_cache)
+        w.segments.append(len(w.offs) + w.n_run)
+        _walk_segment(buf, bufnp, start, end, w, def_cache)
         pos = end + 2
     return w
 
 
-def _walk_segment(buf: bytes, p: int, end: int, w: _Walk, def_cache: dict[bytes, _Def]) -> None:
+_RUN_AFTER = 8        # same header this many times in a row: look for a run with NumPy
+_RUN_WINDOW = 8192    # messages checked per vectorised look-ahead
+
+
+def _walk_segment(buf: bytes, bufnp: np.ndarray, p: int, end: int, w: _Walk,
+                  def_cache: dict[bytes, _Def]) -> None:
     local: list[Any] = [None] * 16   # (payload size + 1, def id, needs slow handling)
     offs, ids = w.offs, w.ids
     offs_append, ids_append = offs.append, ids.append
     defs = w.defs
+    last_h = -1
+    streak = 0
     while p < end:
         h = buf[p]
         if h < 0x40:                                   # normal data message
             e = local[h & 0x0F]
             if e is None:
                 raise Unsupported("data message for an undefined local type")
+            if h == last_h:
+                streak += 1
+                if streak >= _RUN_AFTER and not e[2]:
+                    # a run of identical headers at a fixed stride is a run of messages of this
+                    # local type (each header is where the previous message ends)
+                    s1 = e[0]
+                    k = min((end - p) // s1, _RUN_WINDOW)
+                    if k > 1:
+                        hdr = bufnp[p: p + k * s1: s1]
+                        diff = np.flatnonzero(hdr != h)
+                        m = int(diff[0]) if diff.size else k
+                        w.runs.append((p + 1, m, s1, e[1]))
+                        w.n_run += m
+                        p += m * s1
+                        continue
+            else:
+                last_h = h
+                streak = 0
             offs_append(p + 1)
             ids_append(e[1])
             if e[2]:
@@ -515,7 +545,7 @@ def _walk_segment(buf: bytes, p: int, end: int, w: _Walk, def_cache: dict[bytes,
             e = local[(h >> 5) & 0x03]
             if e is None:
                 raise Unsupported("data message for an undefined local type")
-            w.compressed.append((len(offs), h & 0x1F))
+            w.compressed.append((len(offs) + w.n_run, h & 0x1F))
             offs_append(p + 1)
             ids_append(e[1])
             if e[2]:
@@ -562,7 +592,8 @@ def _walk_segment(buf: bytes, p: int, end: int, w: _Walk, def_cache: dict[bytes,
                 defs.append(d)
                 if not dev:
                     def_cache[key] = d
-            w.def_events.append((len(offs), d.id))
+            w.def_events.append((len(offs) + w.n_run, d.id))
+            last_h = -1
             special = d.plan.gnum in (_DEV_DATA_ID, _FIELD_DESCRIPTION)
             local[h & 0x0F] = (d.size + 1, d.id, special)
             p = q
@@ -790,12 +821,12 @@ def _series(name: str, col: _Col | None, n: int) -> pl.Series:
     """A polars column typed as the reference reader's list-of-Python-values would infer it."""
     if name in _DATETIME_FIELDS:
         if col is None:
-            return pl.Series(name, [None] * n, dtype=pl.Datetime("us", "UTC"))
-        us = _FIT_EPOCH_US + col.values.astype(np.int64) * 1_000_000
+            return pl.repeat(None, n, dtype=pl.Datetime("us", "UTC"), eager=True).alias(name)
+        us = _FIT_EPOCH_US + col.values.astype(np.int64, copy=False) * 1_000_000
         arr = pa.array(us, type=pa.timestamp("us", tz="UTC"), mask=~col.valid)
         return pl.Series(name, arr)
     if col is None or not col.valid.any():
-        return pl.Series(name, [None] * n, dtype=pl.Null)
+        return pl.repeat(None, n, dtype=pl.Null, eager=True).alias(name)
     if col.kind == "dt":
         raise Unsupported(f"date_time column {name} outside the reference's datetime names")
     if col.kind == "enum":
@@ -807,8 +838,8 @@ def _series(name: str, col: _Col | None, n: int) -> pl.Series:
         return pl.Series(name, [lut[int(v)] if ok else None for v, ok in zip(vals, col.valid)],
                          dtype=pl.String)
     if col.kind == "float":
-        return pl.Series(name, pa.array(col.values.astype(np.float64), mask=~col.valid))
-    return pl.Series(name, pa.array(col.values.astype(np.int64), mask=~col.valid))
+        return pl.Series(name, pa.array(col.values.astype(np.float64, copy=False), mask=~col.valid))
+    return pl.Series(name, pa.array(col.values.astype(np.int64, copy=False), mask=~col.valid))
 
 
 def _decode(data: bytes) -> FitMessages:
@@ -816,9 +847,17 @@ def _decode(data: bytes) -> FitMessages:
         raise Unsupported("shorter than a FIT header")
     w = _walk(data)
     bufnp = np.frombuffer(data, dtype=np.uint8)
-    n_msgs = len(w.offs)
-    offs = np.asarray(w.offs, dtype=np.int64)
-    ids = np.asarray(w.ids, dtype=np.int32)
+    offs = np.frombuffer(w.offs, dtype=np.int64) if len(w.offs) else np.zeros(0, dtype=np.int64)
+    ids = np.frombuffer(w.ids, dtype=np.int32) if len(w.ids) else np.zeros(0, dtype=np.int32)
+    if w.runs:
+        starts, counts_, strides, dids = (np.asarray(c, dtype=np.int64) for c in zip(*w.runs))
+        first = np.repeat(np.cumsum(counts_) - counts_, counts_)
+        r_offs = np.repeat(starts, counts_) + (np.arange(int(counts_.sum())) - first) * np.repeat(strides, counts_)
+        offs = np.concatenate([offs, r_offs])
+        ids = np.concatenate([ids, np.repeat(dids, counts_).astype(np.int32)])
+        by_pos = np.argsort(offs, kind="stable")    # file order is offset order
+        offs, ids = offs[by_pos], ids[by_pos]
+    n_msgs = int(offs.size)
     order = np.argsort(ids, kind="stable")
     counts = np.bincount(ids, minlength=len(w.defs))
     bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -853,7 +892,7 @@ def _decode(data: bytes) -> FitMessages:
         n = int(sum(r.size for r in all_rows))
         if parts:
             idx = np.concatenate(all_rows)
-            perm = np.argsort(idx, kind="stable")
+            perm = None if len(all_rows) == 1 else np.argsort(idx, kind="stable")  # rows are sorted per def
             per_def = [_decode_def(w.defs[did].plan, cols_by_def[did], rows.size, acc_vals)
                        for did, rows in parts]
             for fname in wanted:
@@ -867,15 +906,19 @@ def _decode(data: bytes) -> FitMessages:
                 if proto is None and not (fname == "timestamp" and cts is not None):
                     continue
                 dtype = np.float64 if proto is not None and proto.kind == "float" else np.int64
-                vals = np.concatenate([
-                    (c.values.astype(dtype) if c is not None else np.zeros(k, dtype=dtype))
-                    for c, k in present])
-                valid = np.concatenate([
-                    (c.valid if c is not None else np.zeros(k, dtype=bool)) for c, k in present])
-                col = _Col(proto.kind if proto else "dt", vals[perm], valid[perm],
-                           proto.enum if proto else None)
+                if len(present) == 1 and present[0][0] is not None:
+                    vals, valid = present[0][0].values, present[0][0].valid
+                else:
+                    vals = np.concatenate([
+                        (c.values.astype(dtype, copy=False) if c is not None else np.zeros(k, dtype=dtype))
+                        for c, k in present])
+                    valid = np.concatenate([
+                        (c.valid if c is not None else np.zeros(k, dtype=bool)) for c, k in present])
+                if perm is not None:
+                    vals, valid = vals[perm], valid[perm]
+                col = _Col(proto.kind if proto else "dt", vals, valid, proto.enum if proto else None)
                 if fname == "timestamp" and cts is not None:
-                    gi = idx[perm]
+                    gi = idx if perm is None else idx[perm]
                     fill = ~col.valid & cts[1][gi]
                     col.values = np.where(fill, cts[0][gi], col.values)
                     col.valid = col.valid | fill
