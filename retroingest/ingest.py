@@ -9,6 +9,7 @@ time as possible.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 
 import tempfile
@@ -112,7 +113,8 @@ def decode_all(items: Iterable[SourceItem], stage_root: Path, known: dict, worke
         else:
             jobs.append((str(stage_root), *payload))
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a process whose Polars thread pool is running deadlocks the children
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for info in pool.map(_decode_job, jobs, chunksize=4):
                 ready[info.label] = info
                 if progress:
