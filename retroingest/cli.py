@@ -253,3 +253,30 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
     click.echo(f"classify: {len(ids)} activities; " + ", ".join(f"{k}: {v}" for k, v in steps.items()))
     if failed:
         sys.exit(EXIT_FAILURE)
+
+
+@main.command()
+@click.option("--seed", type=int, default=None, help="held-out seed [default: 20261123]; seeds < 10000 are dev seeds")
+@click.option("--n", "n", type=click.IntRange(1, 10_000), default=48, show_default=True, help="simulated files")
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="real corpus for the forward-run false-positive rate [default: ../shared/corpus]")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="keep the simulated files and warehouses here [default: a temp dir]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the full report as JSON")
+@click.option("--allow-dev-seed", is_flag=True, help="accept a development seed (for debugging only)")
+def evaluate(seed, n, corpus, workdir, json_path, allow_dev_seed):
+    """Accuracy harness: simulate a held-out set, ingest + classify it, print precision/recall/F1 and FP rates.
+
+    Example: retroingest evaluate --seed 20261123 --n 48 --json accuracy.json
+    """
+    from retroingest import evaluate as ev
+
+    try:
+        rep = ev.evaluate(seed=ev.HELD_OUT_SEED if seed is None else seed, n=n, corpus=corpus or ev.default_corpus(),
+                          workdir=workdir, allow_dev_seed=allow_dev_seed)
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
+    click.echo(ev.format_report(rep))
+    if json_path:
+        json_path.write_text(rep.to_json())

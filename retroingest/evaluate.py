@@ -1,0 +1,496 @@
+"""Accuracy harness (issue 4): simulate a held-out set, run the real pipeline, score the segments.
+
+Method (docs/ACCURACY.md has the long form):
+
+1. ``simulate()`` a fresh set with a seed >= ``DEV_SEED_LIMIT`` (seeds below are development
+   seeds, used by tests and tuning; the harness refuses them unless told otherwise).
+2. Ingest the files into a temporary DuckDB warehouse with the library's ``ingest()`` in
+   chronological batches (one batch per round of sessions, like nightly imports), so each
+   athlete's forward history accumulates as it would in use. Ingest runs the classifier.
+3. Read the ``segments`` table and put truth and prediction on one grid of 1 s cells per
+   activity (cell k is sampled at its middle, first record + k + 0.5 s).
+4. Score: per-second precision/recall/F1 for backward (walk and run together); recall by
+   gait; events = maximal runs of backward cells lasting >= 30 s; a true event is found when
+   >= 50 % of its cells are predicted backward, a predicted event is correct when >= 50 % of its
+   cells are truly backward; boundary error = |start| and |end| differences between a found
+   event and the predicted event overlapping it most; false-positive backward seconds per hour
+   of moving time on the synthetic hard negatives and on real forward runs of the corpus.
+
+The metric functions are pure NumPy and are tested on hand-made intervals (tests/test_evaluate.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import polars as pl
+
+from retroingest.simulate import DEV_SEED_LIMIT, read_manifest, read_truth, simulate
+
+HELD_OUT_SEED = 20_261_123      # the default evaluation seed; never used in development
+DEFAULT_N = 48
+MIN_EVENT_S = 30
+EVENT_OVERLAP = 0.5
+GAITS = ("stationary", "walk", "run")
+
+
+# ----------------------------------------------------------------------------- rasters
+
+def raster(intervals: pl.DataFrame, t0: dt.datetime, n: int, tolerance_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Label n 1-s cells from intervals (start_time, end_time, gait, direction).
+
+    Cell k is sampled at t0 + k + 0.5 s and takes the label of the last interval starting at or
+    before it (gaps between intervals inherit the previous label); cells more than
+    ``tolerance_s`` past the last interval's end, or before the first start, get gait −1.
+    Returns (gait code: index into GAITS or −1, backward: bool).
+    """
+    gait = np.full(n, -1, dtype=np.int8)
+    backward = np.zeros(n, dtype=bool)
+    if intervals.height == 0 or n == 0:
+        return gait, backward
+    iv = intervals.sort("start_time")
+    base = t0.timestamp()   # epoch seconds are time-zone independent (DuckDB may hand back local zones)
+    st = iv["start_time"].dt.epoch("us").to_numpy() / 1e6 - base
+    en = iv["end_time"].dt.epoch("us").to_numpy() / 1e6 - base
+    s = np.arange(n) + 0.5
+    idx = np.searchsorted(st, s, side="right") - 1
+    ok = (idx >= 0) & (s <= en.max() + tolerance_s)
+    codes = np.array([GAITS.index(g) if g in GAITS else -1 for g in iv["gait"].to_list()], dtype=np.int8)
+    bwd = (iv["direction"] == "backward").fill_null(False).to_numpy()
+    gait[ok] = codes[idx[ok]]
+    backward[ok] = bwd[idx[ok]]
+    return gait, backward
+
+
+def bouts(mask: np.ndarray) -> np.ndarray:
+    """Maximal runs of True as an (m, 2) array of [start, end) cell indices."""
+    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
+    d = np.diff(m.astype(np.int8))
+    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def prf(tp: float, fp: float, fn: float) -> dict[str, float | None]:
+    """Precision, recall and F1 from counts (None when undefined)."""
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else (0.0 if p == 0 or r == 0 else None)
+    return {"precision": p, "recall": r, "f1": f1}
+
+
+@dataclass
+class EventScore:
+    """Event matching counts for one or more activities, with the boundary errors (s)."""
+
+    n_true: int = 0
+    n_found: int = 0
+    n_pred: int = 0
+    n_correct: int = 0
+    boundary_errors_s: list[float] = field(default_factory=list)
+
+    def add(self, other: "EventScore") -> None:
+        self.n_true += other.n_true
+        self.n_found += other.n_found
+        self.n_pred += other.n_pred
+        self.n_correct += other.n_correct
+        self.boundary_errors_s += other.boundary_errors_s
+
+    @property
+    def recall(self) -> float | None:
+        return self.n_found / self.n_true if self.n_true else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.n_correct / self.n_pred if self.n_pred else None
+
+    @property
+    def median_boundary_error_s(self) -> float | None:
+        return float(np.median(self.boundary_errors_s)) if self.boundary_errors_s else None
+
+
+def event_score(truth: np.ndarray, pred: np.ndarray, min_s: int = MIN_EVENT_S,
+                overlap: float = EVENT_OVERLAP) -> EventScore:
+    """Match backward events (runs of cells >= min_s long) between truth and prediction."""
+    tb = bouts(truth)
+    pb = bouts(pred)
+    tb = tb[(tb[:, 1] - tb[:, 0]) >= min_s]
+    pb_long = pb[(pb[:, 1] - pb[:, 0]) >= min_s]
+    sc = EventScore(n_true=len(tb), n_pred=len(pb_long))
+    cum_p = np.concatenate([[0], np.cumsum(pred)])
+    cum_t = np.concatenate([[0], np.cumsum(truth)])
+    if len(tb):
+        covered = (cum_p[tb[:, 1]] - cum_p[tb[:, 0]]) / (tb[:, 1] - tb[:, 0])
+        found = covered >= overlap
+        sc.n_found = int(found.sum())
+        if len(pb):
+            # overlap of every (true, predicted) pair; pick the predicted bout overlapping most
+            ov = np.clip(np.minimum(tb[:, None, 1], pb[None, :, 1]) - np.maximum(tb[:, None, 0], pb[None, :, 0]), 0, None)
+            best = ov.argmax(axis=1)
+            for_err = found & (ov.max(axis=1) > 0)
+            errs = np.concatenate([np.abs(pb[best, 0] - tb[:, 0])[for_err], np.abs(pb[best, 1] - tb[:, 1])[for_err]])
+            sc.boundary_errors_s = errs.astype(float).tolist()
+    if len(pb_long):
+        correct = (cum_t[pb_long[:, 1]] - cum_t[pb_long[:, 0]]) / (pb_long[:, 1] - pb_long[:, 0]) >= overlap
+        sc.n_correct = int(correct.sum())
+    return sc
+
+
+@dataclass
+class Scored:
+    """One activity on the 1 s grid: truth and prediction, plus what it is."""
+
+    file: str
+    scenario: str
+    kind: str                      # backward | negative | stroll | real
+    truth_gait: np.ndarray
+    truth_bwd: np.ndarray
+    pred_gait: np.ndarray
+    pred_bwd: np.ndarray
+    moving: np.ndarray             # cells counted as moving time
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def summarise(items: Iterable[Scored]) -> dict[str, Any]:
+    """All headline metrics over a set of scored activities."""
+    items = list(items)
+    out: dict[str, Any] = {"n_activities": len(items)}
+    if not items:
+        return out
+    tb = np.concatenate([s.truth_bwd for s in items])
+    pbw = np.concatenate([s.pred_bwd for s in items])
+    tg = np.concatenate([s.truth_gait for s in items])
+    pg = np.concatenate([s.pred_gait for s in items])
+    mv = np.concatenate([s.moving for s in items])
+    tp, fp, fn = int((tb & pbw).sum()), int((~tb & pbw).sum()), int((tb & ~pbw).sum())
+    out.update(backward_s=int(tb.sum()), tp_s=tp, fp_s=fp, fn_s=fn, **prf(tp, fp, fn))
+    for g in ("walk", "run"):
+        sel = tb & (tg == GAITS.index(g))
+        out[f"recall_{g}"] = float(pbw[sel].mean()) if sel.any() else None
+        out[f"backward_{g}_s"] = int(sel.sum())
+    both = tb & pbw
+    out["gait_agreement_on_tp"] = float((tg[both] == pg[both]).mean()) if both.any() else None
+    ev = EventScore()
+    for s in items:
+        ev.add(event_score(s.truth_bwd, s.pred_bwd))
+    out.update(events_true=ev.n_true, events_found=ev.n_found, event_recall=ev.recall,
+               events_pred=ev.n_pred, events_correct=ev.n_correct, event_precision=ev.precision,
+               median_boundary_error_s=ev.median_boundary_error_s,
+               p90_boundary_error_s=float(np.percentile(ev.boundary_errors_s, 90)) if ev.boundary_errors_s else None)
+    fwd_moving = mv & ~tb
+    out["moving_h"] = float(mv.sum() / 3600)
+    out["fp_per_moving_h"] = float(fp / (fwd_moving.sum() / 3600)) if fwd_moving.any() else None
+    return out
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+def _activity_segments(con, where: str = "", params: list | None = None) -> pl.DataFrame:
+    """Activities (primary copies of foot sports) with their file path, and their segments."""
+    acts = con.execute(
+        "SELECT a.activity_id, f.path, a.start_time, a.end_time, a.moving_time_s, a.sport "
+        "FROM activities a JOIN source_files f ON a.file_id = f.file_id "
+        "WHERE a.duplicate_of IS NULL AND a.is_foot_sport " + where, params or []).pl()
+    segs = con.execute(
+        "SELECT activity_id, start_time, end_time, gait, direction, confidence FROM segments").pl()
+    return acts, segs
+
+
+def ingest_batches(batches: list[list[Path]], warehouse_path: Path, workers: int | None = None) -> list[Any]:
+    """Ingest file batches in order through the library's ingest (which also classifies)."""
+    from retroingest.ingest import ingest  # the lead's pipeline entry
+
+    results = []
+    for batch in batches:
+        if batch:
+            results.append(ingest([str(p) for p in batch], warehouse_path, workers=workers,
+                                  command="evaluate", lock_wait_s=30))
+    return results
+
+
+def _ensure_classified(warehouse_path: Path) -> str:
+    """Classify activities that ingest left without segments (when the post-step did not run)."""
+    from retroingest import warehouse
+
+    con = warehouse.connect(warehouse_path, wait_s=30)
+    try:
+        missing = [r[0] for r in con.execute(
+            "SELECT activity_id FROM activities a WHERE a.duplicate_of IS NULL AND a.is_foot_sport AND NOT EXISTS "
+            "(SELECT 1 FROM segments s WHERE s.activity_id = a.activity_id)").fetchall()]
+        if not missing:
+            return "all activities classified by ingest"
+        from retroingest.classify import classify_activities
+
+        classify_activities(con, missing)
+        return f"{len(missing)} activities classified after ingest"
+    finally:
+        con.close()
+
+
+def _pred_for(segs: pl.DataFrame, activity_id: int) -> pl.DataFrame:
+    return segs.filter(pl.col("activity_id") == activity_id)
+
+
+def score_synthetic(sim_dir: Path, warehouse_path: Path) -> list[Scored]:
+    """Score every simulated activity in the warehouse against its truth CSV."""
+    from retroingest import warehouse
+
+    manifest = read_manifest(sim_dir / "manifest.csv")
+    con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
+    try:
+        acts, segs = _activity_segments(con)
+    finally:
+        con.close()
+    by_name = {Path(p.split("!/")[-1]).name: r for p, r in zip(acts["path"], acts.iter_rows(named=True))}
+    out = []
+    for m in manifest.iter_rows(named=True):
+        truth = read_truth(sim_dir / m["truth"])
+        t0 = truth["start_time"][0]
+        n = int((truth["end_time"][-1] - t0).total_seconds())
+        tg, tb = raster(truth, t0, n)
+        act = by_name.get(m["file"])
+        if act is None:   # not ingested (quarantined): everything counts as missed
+            pg, pb = np.full(n, -1, np.int8), np.zeros(n, bool)
+        else:
+            pg, pb = raster(_pred_for(segs, act["activity_id"]), t0, n)
+        out.append(Scored(file=m["file"], scenario=m["scenario"], kind=m["kind"], truth_gait=tg, truth_bwd=tb,
+                          pred_gait=pg, pred_bwd=pb, moving=tg > 0,
+                          info={k: m[k] for k in ("format", "has_cadence", "has_hr", "has_gps", "sampling",
+                                                  "athlete_id", "venue", "sub_sport")}
+                          | {"ingested": act is not None}))
+    return out
+
+
+def corpus_selection(corpus: Path) -> list[Path]:
+    """Real forward runs: MANIFEST long_run_negative_candidate = true, plus other running files with cadence."""
+    m = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0)
+    running = pl.col("sport").str.to_lowercase().is_in(["running", "run", "9", "trail_running"])
+    sel = m.filter((pl.col("category") != "bad") & (
+        (pl.col("long_run_negative_candidate") == "true") | (running & (pl.col("has_cadence") == "true"))))
+    return [corpus / f for f in sel["file"].to_list()]
+
+
+def score_corpus(files: list[Path], warehouse_path: Path) -> list[Scored]:
+    """Real forward runs: every predicted backward second is a false positive."""
+    from retroingest import warehouse
+
+    con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
+    try:
+        acts, segs = _activity_segments(con)
+    finally:
+        con.close()
+    wanted = {str(p.resolve()) for p in files} | {p.name for p in files}
+    out = []
+    for act in acts.iter_rows(named=True):
+        path = act["path"]
+        if path not in wanted and Path(path.split("!/")[-1]).name not in wanted:
+            continue
+        t0 = act["start_time"]
+        n = int((act["end_time"] - t0).total_seconds()) + 1
+        pg, pb = raster(_pred_for(segs, act["activity_id"]), t0, n)
+        moving_s = act["moving_time_s"] or 0.0
+        # real files have no truth: all forward; moving time is the warehouse's recomputed value
+        moving = np.zeros(n, bool)
+        moving[: int(round(min(moving_s, n)))] = True
+        out.append(Scored(file=Path(path).name, scenario="real", kind="real",
+                          truth_gait=np.full(n, -1, np.int8), truth_bwd=np.zeros(n, bool),
+                          pred_gait=pg, pred_bwd=pb, moving=moving, info={"sport": act["sport"]}))
+    return out
+
+
+def fp_table(items: list[Scored]) -> dict[str, Any]:
+    """False-positive backward seconds per hour of moving time, total and per file."""
+    fp = sum(int((s.pred_bwd & ~s.truth_bwd).sum()) for s in items)
+    mv = sum(int((s.moving & ~s.truth_bwd).sum()) for s in items)
+    worst = sorted(((int((s.pred_bwd & ~s.truth_bwd).sum()), s.file, s.scenario) for s in items), reverse=True)[:5]
+    return {"n_activities": len(items), "fp_s": fp, "moving_h": mv / 3600,
+            "fp_per_moving_h": fp / (mv / 3600) if mv else None,
+            "worst": [{"file": f, "scenario": sc, "fp_s": n} for n, f, sc in worst if n > 0]}
+
+
+# ----------------------------------------------------------------------------- the run
+
+TARGETS = {
+    "backward_f1": (">=", 0.95),
+    "event_recall": (">=", 0.97),
+    "median_boundary_error_s": ("<=", 3.0),
+    "fp_per_h_real": ("<=", 10.0),
+    "fp_per_h_synthetic_negatives": ("<=", 30.0),
+}
+
+
+@dataclass
+class Report:
+    seed: int
+    n: int
+    overall: dict[str, Any]
+    by_scenario: dict[str, dict[str, Any]]
+    by_condition: dict[str, dict[str, Any]]
+    fp_synthetic_negatives: dict[str, Any]
+    fp_by_negative_scenario: dict[str, dict[str, Any]]
+    fp_stroll: dict[str, Any]
+    fp_forward_parts_of_backward_sessions: dict[str, Any]
+    fp_real: dict[str, Any] | None
+    notes: list[str]
+    headline: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, default=str)
+
+
+def build_report(seed: int, n: int, synthetic: list[Scored], real: list[Scored] | None,
+                 notes: list[str]) -> Report:
+    """Assemble the report from scored activities (no I/O)."""
+    bwd_sessions = [s for s in synthetic if s.kind == "backward"]
+    negatives = [s for s in synthetic if s.kind == "negative"]
+    overall = summarise(synthetic)
+    by_scenario = {sc: summarise([s for s in synthetic if s.scenario == sc])
+                   for sc in sorted({s.scenario for s in synthetic})}
+    by_condition = {}
+    for key in ("format", "has_cadence", "has_hr", "sampling", "venue"):
+        for val in sorted({str(s.info.get(key)) for s in synthetic}):
+            by_condition[f"{key}={val}"] = summarise([s for s in synthetic if str(s.info.get(key)) == val])
+    fp_neg = fp_table(negatives)
+    fp_real = fp_table(real) if real is not None else None
+    rep = Report(
+        seed=seed, n=n, overall=overall, by_scenario=by_scenario, by_condition=by_condition,
+        fp_synthetic_negatives=fp_neg,
+        fp_by_negative_scenario={sc: fp_table([s for s in negatives if s.scenario == sc])
+                                 for sc in sorted({s.scenario for s in negatives})},
+        fp_stroll=fp_table([s for s in synthetic if s.kind == "stroll"]),
+        fp_forward_parts_of_backward_sessions=fp_table(bwd_sessions),
+        fp_real=fp_real, notes=notes,
+    )
+    rep.headline = {
+        "backward_f1": overall.get("f1"),
+        "backward_precision": overall.get("precision"),
+        "backward_recall": overall.get("recall"),
+        "recall_walk": overall.get("recall_walk"),
+        "recall_run": overall.get("recall_run"),
+        "event_recall": overall.get("event_recall"),
+        "event_precision": overall.get("event_precision"),
+        "median_boundary_error_s": overall.get("median_boundary_error_s"),
+        "fp_per_h_synthetic_negatives": fp_neg["fp_per_moving_h"],
+        "fp_per_h_real": fp_real["fp_per_moving_h"] if fp_real else None,
+    }
+    return rep
+
+
+def meets(value: float | None, target: tuple[str, float]) -> bool | None:
+    if value is None:
+        return None
+    op, thr = target
+    return value >= thr if op == ">=" else value <= thr
+
+
+def evaluate(seed: int = HELD_OUT_SEED, n: int = DEFAULT_N, corpus: Path | None = None,
+             workdir: Path | None = None, allow_dev_seed: bool = False, workers: int | None = None) -> Report:
+    """Simulate a held-out set, run ingest + classify into a temp warehouse, and score it."""
+    if seed < DEV_SEED_LIMIT and not allow_dev_seed:
+        raise ValueError(f"seed {seed} is a development seed (< {DEV_SEED_LIMIT}); pick another or allow it")
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="retroingest-eval-"))
+    sim_dir = work / "sim"
+    files = simulate(sim_dir, n, seed)
+    notes = [f"simulated {len(files)} files into {sim_dir}"]
+    # one batch per round of sessions (each athlete's k-th session), in time order
+    rank: dict[str, int] = {}
+    batches: dict[int, list[Path]] = {}
+    for f in sorted(files, key=lambda f: f.start_time):
+        k = rank.get(f.athlete_id, 0)
+        rank[f.athlete_id] = k + 1
+        batches.setdefault(k, []).append(f.path)
+    wh = work / "synthetic.duckdb"
+    results = ingest_batches([batches[k] for k in sorted(batches)], wh, workers=workers)
+    for r in results:
+        steps = ", ".join(f"{k}: {v}" for k, v in r.post_steps.items()) or "no post steps"
+        notes.append(f"ingest batch: {r.counts} ({steps})")
+        for label, reason in r.quarantined:
+            notes.append(f"quarantined {label}: {reason}")
+    notes.append(_ensure_classified(wh))
+    synthetic = score_synthetic(sim_dir, wh)
+    real = None
+    if corpus is not None and (corpus / "MANIFEST.csv").exists():
+        cfiles = corpus_selection(corpus)
+        cwh = work / "corpus.duckdb"
+        ingest_batches([cfiles], cwh, workers=workers)
+        notes.append(_ensure_classified(cwh))
+        real = score_corpus(cfiles, cwh)
+        notes.append(f"corpus: {len(cfiles)} files selected, {len(real)} foot-sport activities scored")
+    else:
+        notes.append("corpus not found: no real-run false-positive rate")
+    return build_report(seed, n, synthetic, real, notes)
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{100 * v:.1f} %" if pct else f"{v:.2f}"
+    return str(v)
+
+
+def format_report(rep: Report) -> str:
+    """Human-readable report (markdown tables) printed by ``retroingest evaluate``."""
+    h, o = rep.headline, rep.overall
+    lines = [f"# retroingest accuracy, seed {rep.seed}, n = {rep.n}", "",
+             "| metric | value | target | met |", "|---|---|---|---|"]
+    for key, label, pct in [
+        ("backward_f1", "backward per-second F1 (walk+run)", False),
+        ("backward_precision", "backward per-second precision", False),
+        ("backward_recall", "backward per-second recall", False),
+        ("recall_run", "recall, backward running seconds", False),
+        ("recall_walk", "recall, backward walking seconds", False),
+        ("event_recall", f"event recall, bouts >= {MIN_EVENT_S} s", False),
+        ("event_precision", f"event precision, bouts >= {MIN_EVENT_S} s", False),
+        ("median_boundary_error_s", "median boundary error (s)", False),
+        ("fp_per_h_synthetic_negatives", "FP backward s per moving hour, synthetic hard negatives", False),
+        ("fp_per_h_real", "FP backward s per moving hour, real corpus runs", False),
+    ]:
+        tgt = TARGETS.get(key)
+        ok = meets(h.get(key), tgt) if tgt else None
+        lines.append(f"| {label} | {_fmt(h.get(key), pct)} | {'' if not tgt else tgt[0] + ' ' + str(tgt[1])} | "
+                     f"{'' if ok is None else ('yes' if ok else 'NO')} |")
+    lines += ["", f"backward seconds: {o.get('backward_s')} (run {o.get('backward_run_s')}, walk "
+              f"{o.get('backward_walk_s')}); events >= {MIN_EVENT_S} s: {o.get('events_true')} true, "
+              f"{o.get('events_found')} found, {o.get('events_pred')} predicted, {o.get('events_correct')} correct; "
+              f"p90 boundary error {_fmt(o.get('p90_boundary_error_s'))} s; gait agreement on true positives "
+              f"{_fmt(o.get('gait_agreement_on_tp'))}", ""]
+    lines += ["## By scenario", "", "| scenario | files | backward s | precision | recall | F1 | events found/true | FP s/moving h |",
+              "|---|---|---|---|---|---|---|---|"]
+    for sc, s in rep.by_scenario.items():
+        lines.append(f"| {sc} | {s['n_activities']} | {s.get('backward_s')} | {_fmt(s.get('precision'))} | "
+                     f"{_fmt(s.get('recall'))} | {_fmt(s.get('f1'))} | {s.get('events_found')}/{s.get('events_true')} | "
+                     f"{_fmt(s.get('fp_per_moving_h'))} |")
+    lines += ["", "## By recording condition", "", "| condition | files | precision | recall | F1 | FP s/moving h |",
+              "|---|---|---|---|---|---|"]
+    for c, s in rep.by_condition.items():
+        lines.append(f"| {c} | {s['n_activities']} | {_fmt(s.get('precision'))} | {_fmt(s.get('recall'))} | "
+                     f"{_fmt(s.get('f1'))} | {_fmt(s.get('fp_per_moving_h'))} |")
+    lines += ["", "## False positives (backward seconds per hour of moving time)", "",
+              "| set | activities | moving h | FP s | FP s/h |", "|---|---|---|---|---|"]
+    sets = [("synthetic hard negatives", rep.fp_synthetic_negatives)]
+    sets += [(f"  {k}", v) for k, v in rep.fp_by_negative_scenario.items()]
+    sets += [("slow forward strolls (reported apart)", rep.fp_stroll),
+             ("forward parts of backward sessions", rep.fp_forward_parts_of_backward_sessions)]
+    if rep.fp_real:
+        sets.append(("real corpus forward runs", rep.fp_real))
+    for name, t in sets:
+        lines.append(f"| {name} | {t['n_activities']} | {t['moving_h']:.2f} | {t['fp_s']} | {_fmt(t['fp_per_moving_h'])} |")
+    worst = (rep.fp_real or {}).get("worst", [])
+    if worst:
+        lines += ["", "worst real files: " + "; ".join(f"{w['file']} {w['fp_s']} s" for w in worst)]
+    lines += ["", "## Notes", ""] + [f"- {x}" for x in rep.notes]
+    return "\n".join(lines)
+
+
+def default_corpus() -> Path:
+    """../shared/corpus next to the repository, or $RETROINGEST_CORPUS."""
+    repo = Path(__file__).resolve().parents[1]
+    return Path(os.environ.get("RETROINGEST_CORPUS", repo.parent / "shared" / "corpus"))

@@ -1,0 +1,129 @@
+"""The accuracy harness's metrics, checked against hand-made truth and prediction intervals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from retroingest.evaluate import (
+    HELD_OUT_SEED, Scored, bouts, build_report, event_score, format_report, prf, raster, summarise,
+)
+from retroingest.simulate import DEV_SEED_LIMIT
+
+T0 = dt.datetime(2025, 5, 1, 7, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def iv(*rows) -> pl.DataFrame:
+    """Intervals from (start_s, end_s, gait, direction) relative to T0."""
+    return pl.DataFrame(
+        {"start_time": [T0 + dt.timedelta(seconds=a) for a, *_ in rows],
+         "end_time": [T0 + dt.timedelta(seconds=b) for _, b, *_ in rows],
+         "gait": [g for *_, g, _ in rows], "direction": [d for *_, d in rows]},
+        schema={"start_time": pl.Datetime("us", "UTC"), "end_time": pl.Datetime("us", "UTC"),
+                "gait": pl.String, "direction": pl.String})
+
+
+def mask(n, *spans):
+    m = np.zeros(n, bool)
+    for a, b in spans:
+        m[a:b] = True
+    return m
+
+
+def test_held_out_seed_is_not_a_development_seed():
+    assert HELD_OUT_SEED >= DEV_SEED_LIMIT
+
+
+def test_raster_samples_the_middle_of_each_second():
+    truth = iv((0, 100, "run", "forward"), (100, 160, "run", "backward"), (160, 170, "stationary", None),
+               (170, 200, "walk", "backward"))
+    gait, bwd = raster(truth, T0, 200)
+    assert bwd.sum() == 60 + 30
+    assert not bwd[99] and bwd[100] and bwd[159] and not bwd[160]
+    assert (gait[160:170] == 0).all() and (gait[170:] == 1).all() and (gait[:100] == 2).all()
+
+
+def test_raster_handles_other_time_zones_and_gaps():
+    pred = iv((0, 50, "run", "forward"), (60, 90, "run", "backward"))
+    pred = pred.with_columns(pl.col("start_time", "end_time").dt.convert_time_zone("Europe/Zurich"))
+    gait, bwd = raster(pred, T0, 120)
+    assert bwd[60:90].all() and not bwd[:60].any()
+    assert (gait[50:60] == 2).all()          # a gap inherits the previous label
+    assert (gait[91:] == -1).all()           # beyond the last end (+1 s tolerance): unlabelled
+
+
+def test_bouts_finds_maximal_runs():
+    assert bouts(mask(10, (2, 4), (6, 10))).tolist() == [[2, 4], [6, 10]]
+    assert bouts(np.zeros(5, bool)).shape == (0, 2)
+
+
+def test_prf_from_counts():
+    r = prf(tp=90, fp=10, fn=30)
+    assert r["precision"] == pytest.approx(0.9)
+    assert r["recall"] == pytest.approx(0.75)
+    assert r["f1"] == pytest.approx(2 * 0.9 * 0.75 / 1.65)
+    assert prf(0, 0, 0)["f1"] is None
+    assert prf(0, 5, 5)["f1"] == 0.0
+
+
+def test_event_found_with_boundary_errors():
+    truth = mask(600, (100, 160), (300, 400), (500, 520))      # the 20 s bout is not an event
+    pred = mask(600, (103, 158), (310, 390), (505, 515))
+    sc = event_score(truth, pred)
+    assert (sc.n_true, sc.n_found) == (2, 2)
+    assert (sc.n_pred, sc.n_correct) == (2, 2)
+    assert sorted(sc.boundary_errors_s) == [2, 3, 10, 10]
+    assert sc.median_boundary_error_s == 6.5
+
+
+def test_event_missed_when_less_than_half_is_predicted():
+    truth = mask(300, (100, 200))
+    pred = mask(300, (100, 140))               # 40 % coverage, and only 40 s predicted
+    sc = event_score(truth, pred)
+    assert sc.n_found == 0 and sc.recall == 0.0
+    assert sc.n_pred == 1 and sc.n_correct == 1  # but that predicted event is truly backward
+
+
+def test_false_event_lowers_event_precision():
+    truth = mask(600, (100, 200))
+    pred = mask(600, (100, 200), (400, 450))
+    sc = event_score(truth, pred)
+    assert sc.recall == 1.0 and sc.precision == 0.5
+    assert sc.boundary_errors_s == [0.0, 0.0]
+
+
+def test_split_prediction_uses_the_largest_overlap_for_boundaries():
+    truth = mask(400, (100, 220))
+    pred = mask(400, (100, 150), (160, 220))
+    sc = event_score(truth, pred)
+    assert sc.n_found == 1
+    assert sorted(sc.boundary_errors_s) == [0, 60]   # best overlap is [160, 220): start off by 60 s
+
+
+def _scored(name, kind, truth_spans, pred_spans, n=3600, gait=2, walk_spans=()):
+    tb = mask(n, *truth_spans)
+    tg = np.full(n, gait, np.int8)
+    for a, b in walk_spans:
+        tg[a:b] = 1
+    return Scored(file=name, scenario=name, kind=kind, truth_gait=tg, truth_bwd=tb, pred_gait=tg.copy(),
+                  pred_bwd=mask(n, *pred_spans), moving=tg > 0, info={"format": "fit"})
+
+
+def test_summary_counts_seconds_recall_by_gait_and_false_positive_rate():
+    a = _scored("a", "backward", [(100, 400), (1000, 1200)], [(110, 400), (1000, 1100)], walk_spans=[(1000, 1200)])
+    b = _scored("b", "negative", [], [(50, 80)])
+    s = summarise([a, b])
+    assert s["tp_s"] == 290 + 100 and s["fn_s"] == 10 + 100 and s["fp_s"] == 30
+    assert s["recall_run"] == pytest.approx(290 / 300)
+    assert s["recall_walk"] == pytest.approx(100 / 200)
+    fwd_moving_h = (7200 - 500) / 3600
+    assert s["fp_per_moving_h"] == pytest.approx(30 / fwd_moving_h)
+    rep = build_report(HELD_OUT_SEED, 2, [a, b], None, ["hand-made"])
+    assert rep.fp_synthetic_negatives["fp_s"] == 30
+    assert rep.fp_synthetic_negatives["fp_per_moving_h"] == pytest.approx(30.0)
+    assert rep.headline["fp_per_h_real"] is None
+    text = format_report(rep)
+    assert "backward per-second F1" in text and "| negative |" not in text
