@@ -932,7 +932,11 @@ def read_messages_fast(data: bytes, path: str | None = None) -> ReadResult:
     try:
         msgs = _decode(data)
     except Unsupported as exc:
-        res = read_messages_fitparse(data, path)
-        res.extra["fast_fallback"] = str(exc)
-        return res
-    return ReadResult(msgs, decoder=DECODER)
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 -- a bug here must cost speed, never data
+        reason = f"internal error {type(exc).__name__}: {exc}"
+    else:
+        return ReadResult(msgs, decoder=DECODER)
+    res = read_messages_fitparse(data, path)
+    res.extra["fast_fallback"] = reason
+    return res
