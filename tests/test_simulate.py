@@ -246,3 +246,21 @@ def test_track_sessions_stay_on_a_400_m_track():
     x = (r.lon - np.nanmean(r.lon)) * 111_320 * np.cos(np.radians(lat0))
     assert np.nanmax(x) - np.nanmin(x) < 84.39 + 2 * 36.8 + 20     # ≈ 158 m long
     assert np.nanmax(y) - np.nanmin(y) < 2 * 36.8 + 20             # ≈ 74 m wide
+
+
+def test_sessions_never_overlap_in_time(sim):
+    files = sorted(sim[1], key=lambda f: f.start_time)
+    for a, b in zip(files, files[1:]):
+        assert a.start_time + dt.timedelta(seconds=a.n_seconds) < b.start_time
+
+
+def test_gpx_speed_from_positions_is_only_moderately_noisy(decoded):
+    for f, act, _, lab in decoded.values():
+        if f.format != "gpx":
+            continue
+        steady = _steady(lab).filter((pl.col("gait") == "run") & (pl.col("direction") == "forward"))
+        if steady.height < 300:
+            continue
+        v = steady["speed_mps"].to_numpy()
+        jitter = np.nanstd(np.diff(v)) / np.sqrt(2)
+        assert 0.03 < jitter < 0.6, f.file     # wrist GPS at 1 Hz: SD ≈ 0.1-0.5 m/s (biomech.md §6.3)

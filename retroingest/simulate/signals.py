@@ -60,6 +60,14 @@ def box(x: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(xp, np.ones(width) / width, mode="valid")
 
 
+def gps_error(rng: np.random.Generator, n: int, tau_s: float, sd_m: float) -> np.ndarray:
+    """GPS position error (m) on one axis: a slow random walk (AR(1), τ = tau_s) that the receiver's
+    filter smooths further (4 s lag), so 1 s increments stay at 0.05-0.3 m/s as on real watches."""
+    e = lag(ar_noise(rng, n, tau_s, 1.0), 4.0)
+    sd = e.std()
+    return e * (sd_m / sd) if sd > 0 else e
+
+
 def stretches(rng: np.random.Generator, n: int, count: int, lo_s: int, hi_s: int) -> np.ndarray:
     """Boolean mask with ``count`` random stretches of lo_s..hi_s seconds set."""
     mask = np.zeros(n, dtype=bool)
@@ -241,8 +249,8 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     alt_true = rng.uniform(0, 900) + (0.0 if treadmill else np.cumsum(speed * grade))
     alt = alt_true + ar_noise(rng, n, 20, 0.3)
     if cfg.has_gps:
-        x = x + ar_noise(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
-        y = y + ar_noise(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
+        x = x + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
+        y = y + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
         lat0, lon0 = a.home
         lat0 += rng.uniform(-0.03, 0.03)
         lon0 += rng.uniform(-0.03, 0.03)

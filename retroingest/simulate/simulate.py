@@ -98,14 +98,16 @@ def read_truth(path: Path) -> pl.DataFrame:
 
 
 def _schedule(rng: np.random.Generator, athletes: list[Athlete], n: int) -> list[tuple[Athlete, dt.datetime]]:
-    """Session i belongs to athlete i mod k; each athlete's sessions are 1-4 days apart (UTC start)."""
+    """Session i belongs to athlete i mod k and starts in its own 12 h slot (UTC).
+
+    Sessions never overlap in time: one warehouse holds one household's or club's files, and its
+    loader rightly treats overlapping recordings as copies of the same activity.
+    """
     base = dt.datetime(2025, 1, 6, tzinfo=dt.timezone.utc) + dt.timedelta(days=int(rng.integers(0, 300)))
     out = []
     for i in range(n):
         a = athletes[i % len(athletes)]
-        day = (i // len(athletes)) * 2.5 + rng.uniform(0, 1.5)
-        local_hour = rng.uniform(6, 20)
-        t = base + dt.timedelta(days=int(day), hours=local_hour) - dt.timedelta(seconds=a.utc_offset_s)
+        t = base + dt.timedelta(hours=12 * i + rng.uniform(0, 8))
         out.append((a, t.replace(microsecond=0)))
     return out
 
