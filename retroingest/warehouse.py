@@ -69,6 +69,9 @@ def connect(path: str | Path | None = None, *, read_only: bool = False,
     path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     delay = 0.05
+    if read_only and snapshot_fallback and import_running(path) and snapshot_path(path).exists():
+        # readers step aside while another process imports, so they never starve its writer
+        path = snapshot_path(path)
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
@@ -218,5 +221,30 @@ def import_lock(path: str | Path | None = None, wait_s: float = 0.0) -> Iterator
         fh.write(f"{os.getpid()}\n")
         fh.flush()
         yield lock
+        fh.seek(0)
+        fh.truncate()  # no pid: readers see that no import runs (import_running)
+        fh.flush()
     finally:
         fh.close()  # closing releases the flock
+
+
+def import_running(path: str | Path | None = None) -> int | None:
+    """PID of another live process inside :func:`import_lock` for this warehouse, else None.
+
+    Reads the pid the lock holder wrote; never takes the lock itself (a probe must not make an
+    import that starts at that moment fail).
+    """
+    path = Path(path) if path else default_path()
+    try:
+        pid = int(Path(str(path) + ".import.lock").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # it crashed; the OS released its flock
+    except PermissionError:
+        pass
+    return pid
