@@ -264,8 +264,10 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
               help="keep the simulated files and warehouses here [default: a temp dir]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the full report as JSON")
+@click.option("--layout", type=click.Choice(["per_athlete", "shared"]), default="per_athlete", show_default=True,
+              help="one warehouse per simulated athlete, or one shared warehouse with serial -> athlete mapping")
 @click.option("--allow-dev-seed", is_flag=True, help="accept a development seed (for debugging only)")
-def evaluate(seed, n, corpus, workdir, json_path, allow_dev_seed):
+def evaluate(seed, n, corpus, workdir, json_path, layout, allow_dev_seed):
     """Accuracy harness: simulate a held-out set, ingest + classify it, print precision/recall/F1 and FP rates.
 
     Example: retroingest evaluate --seed 20261123 --n 48 --json accuracy.json
@@ -274,7 +276,7 @@ def evaluate(seed, n, corpus, workdir, json_path, allow_dev_seed):
 
     try:
         rep = ev.evaluate(seed=ev.HELD_OUT_SEED if seed is None else seed, n=n, corpus=corpus or ev.default_corpus(),
-                          workdir=workdir, allow_dev_seed=allow_dev_seed)
+                          workdir=workdir, allow_dev_seed=allow_dev_seed, layout=layout)
     except ValueError as exc:
         raise click.UsageError(str(exc))
     click.echo(ev.format_report(rep))

@@ -238,16 +238,20 @@ def _pred_for(segs: pl.DataFrame, activity_id: int) -> pl.DataFrame:
     return segs.filter(pl.col("activity_id") == activity_id)
 
 
-def score_synthetic(sim_dir: Path, warehouse_path: Path) -> list[Scored]:
-    """Score every simulated activity in the warehouse against its truth CSV."""
+def score_synthetic(sim_dir: Path, warehouse_paths: Path | list[Path]) -> list[Scored]:
+    """Score every simulated activity in the warehouse(s) against its truth CSV."""
     from retroingest import warehouse
 
     manifest = read_manifest(sim_dir / "manifest.csv")
-    con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
-    try:
-        acts, segs = _activity_segments(con)
-    finally:
-        con.close()
+    parts = []
+    for wp in ([warehouse_paths] if isinstance(warehouse_paths, (str, Path)) else warehouse_paths):
+        con = warehouse.connect(wp, read_only=True, wait_s=30)
+        try:
+            parts.append(_activity_segments(con))
+        finally:
+            con.close()
+    acts = pl.concat([p[0] for p in parts], how="vertical_relaxed")
+    segs = pl.concat([p[1] for p in parts], how="vertical_relaxed")
     by_name = {Path(p.split("!/")[-1]).name: r for p, r in zip(acts["path"], acts.iter_rows(named=True))}
     out = []
     for m in manifest.iter_rows(named=True):
@@ -425,34 +429,73 @@ def meets(value: float | None, target: tuple[str, float]) -> bool | None:
     return value >= thr if op == ">=" else value <= thr
 
 
+LAYOUTS = ("per_athlete", "shared")
+
+
+def _note_results(results, notes: list[str], label: str) -> None:
+    for r in results:
+        steps = ", ".join(f"{k}: {v}" for k, v in r.post_steps.items()) or "no post steps"
+        notes.append(f"{label}: {r.counts} ({steps})")
+        for q_label, reason in r.quarantined:
+            notes.append(f"quarantined {q_label}: {reason}")
+
+
+def run_synthetic(files, work: Path, layout: str, notes: list[str], workers: int | None = None) -> list[Path]:
+    """Ingest the simulated files session by session; returns the warehouse paths.
+
+    ``per_athlete``: one warehouse per athlete (one person's watch and exports, the main use);
+    every file, GPX included, belongs to athlete 'default', configured with the body mass.
+    ``shared``: one warehouse for everyone, device serial → athlete configured; GPX files (no
+    serial) fall to 'default'. In both, sessions are ingested in time order, so forward history
+    accumulates as with nightly imports.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}")
+    ordered = sorted(files, key=lambda f: f.start_time)
+    if layout == "shared":
+        rank: dict[str, int] = {}
+        batches: dict[int, list[Path]] = {}
+        for f in ordered:   # one batch per round of sessions (each athlete's k-th session)
+            k = rank.get(f.athlete_id, 0)
+            rank[f.athlete_id] = k + 1
+            batches.setdefault(k, []).append(f.path)
+        wh = work / "synthetic.duckdb"
+        cfg = work / "synthetic.toml"
+        cfg.write_text(athletes_toml(files))
+        with _config_env(cfg):
+            results = ingest_batches([batches[k] for k in sorted(batches)], wh, workers=workers)
+            extra = _ensure_classified(wh)
+        _note_results(results, notes, "ingest batch")
+        notes.append(extra)
+        return [wh]
+    paths = []
+    for aid in sorted({f.athlete_id for f in files}):
+        mine = [f for f in ordered if f.athlete_id == aid]
+        wh = work / f"athlete_{aid}.duckdb"
+        cfg = work / f"athlete_{aid}.toml"
+        cfg.write_text(f"[athletes.default]\nbody_mass_kg = {mine[0].body_mass_kg}\n")
+        with _config_env(cfg):
+            results = ingest_batches([[f.path] for f in mine], wh, workers=workers)
+            extra = _ensure_classified(wh)
+        bad = sum(r.counts.get("quarantined", 0) + r.counts.get("duplicate", 0) for r in results)
+        notes.append(f"athlete {aid}: {len(mine)} sessions ingested one by one"
+                     + (f", {bad} quarantined or duplicate" if bad else "") + f"; {extra}")
+        paths.append(wh)
+    return paths
+
+
 def evaluate(seed: int = HELD_OUT_SEED, n: int = DEFAULT_N, corpus: Path | None = None,
-             workdir: Path | None = None, allow_dev_seed: bool = False, workers: int | None = None) -> Report:
-    """Simulate a held-out set, run ingest + classify into a temp warehouse, and score it."""
+             workdir: Path | None = None, allow_dev_seed: bool = False, workers: int | None = None,
+             layout: str = "per_athlete") -> Report:
+    """Simulate a held-out set, run ingest + classify into temp warehouses, and score it."""
     if seed < DEV_SEED_LIMIT and not allow_dev_seed:
         raise ValueError(f"seed {seed} is a development seed (< {DEV_SEED_LIMIT}); pick another or allow it")
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="retroingest-eval-"))
     sim_dir = work / "sim"
     files = simulate(sim_dir, n, seed)
-    notes = [f"simulated {len(files)} files into {sim_dir}"]
-    # one batch per round of sessions (each athlete's k-th session), in time order
-    rank: dict[str, int] = {}
-    batches: dict[int, list[Path]] = {}
-    for f in sorted(files, key=lambda f: f.start_time):
-        k = rank.get(f.athlete_id, 0)
-        rank[f.athlete_id] = k + 1
-        batches.setdefault(k, []).append(f.path)
-    wh = work / "synthetic.duckdb"
-    cfg = work / "synthetic.toml"
-    cfg.write_text(athletes_toml(files))
-    with _config_env(cfg):
-        results = ingest_batches([batches[k] for k in sorted(batches)], wh, workers=workers)
-        notes.append(_ensure_classified(wh))
-    for r in results:
-        steps = ", ".join(f"{k}: {v}" for k, v in r.post_steps.items()) or "no post steps"
-        notes.append(f"ingest batch: {r.counts} ({steps})")
-        for label, reason in r.quarantined:
-            notes.append(f"quarantined {label}: {reason}")
-    synthetic = score_synthetic(sim_dir, wh)
+    notes = [f"simulated {len(files)} files into {sim_dir}; warehouse layout: {layout}"]
+    wh_paths = run_synthetic(files, work, layout, notes, workers)
+    synthetic = score_synthetic(sim_dir, wh_paths)
     real = real_pooled = None
     if corpus is not None and (corpus / "MANIFEST.csv").exists():
         cfiles = corpus_selection(corpus)
