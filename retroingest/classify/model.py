@@ -297,6 +297,10 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     # direction evidence is added to the backward states as a capped, weighted difference
     d_run = st * np.clip(br_c - fr_c, -p.max_dir_llr, p.max_dir_llr)
     d_walk = st * np.clip(bw_c - fw_c, -p.max_dir_llr, p.max_dir_llr)
+    # far shorter steps than any backward gait (running drills, skipping, shuffling in a crowd):
+    # evidence for "backward" fades out instead of growing
+    d_run = np.where(d_run > 0, d_run * np.clip((0.30 - rr) / 0.08, 0.0, 1.0), d_run)
+    d_walk = np.where(d_walk > 0, d_walk * np.clip((0.40 - rw) / 0.10, 0.0, 1.0), d_walk)
     # cadence says 'no steps' while moving: the stationary state (or a sensor dropout)
     zero = has_c & (c < 40)
     L[:, S] += np.where(zero, 0.0, np.where(stepping, -4.0, 0.0))

@@ -1,0 +1,271 @@
+"""The backward-gait classifier: behaviour on synthetic sessions, real corpus runs and a real warehouse."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from retroingest import warehouse
+from retroingest.classify import CLASSIFIER_VERSION, classify, classify_activities, hmm
+from retroingest.classify.baseline import POPULATION, Baseline
+from retroingest.classify.synth import Athlete, session
+
+# A clearly-backward athlete (cadence up 8 % at 75 % of the easy speed) and a typical forward one.
+CLEAR = Athlete(run_speed=3.1, run_cadence=166, beta=0.15, br_speed_ratio=0.75, br_cadence_ratio=1.08,
+                bw_speed_ratio=0.68, bw_cadence_ratio=0.98)
+
+
+def _backward_seconds(res, truth) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) in records of backward."""
+    pred = np.char.endswith(res.states["state"].to_numpy().astype(str), "backward")
+    true = (truth["direction"] == "backward").fill_null(False).to_numpy()
+    return int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum())
+
+
+def _fp_per_hour(kind: str, seeds, **kw) -> float:
+    fp = moving = 0
+    for s in seeds:
+        df, truth = session(kind, s, **kw)
+        res = classify(df)
+        _, f, _ = _backward_seconds(res, truth)
+        fp += f
+        moving += int((truth["gait"] != "stationary").sum())
+    return fp / moving * 3600
+
+
+def test_backward_track_intervals_are_found():
+    tp = fp = fn = 0
+    for seed in (1, 2, 3):
+        df, truth = session("track_intervals", seed, athlete=CLEAR)
+        t, f, n = _backward_seconds(classify(df), truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+    assert tp / (tp + fn) >= 0.85
+    assert tp / (tp + fp) >= 0.9
+
+
+def test_long_backward_run_after_a_forward_warmup_is_found():
+    df, truth = session("long_backward", 5, athlete=CLEAR)
+    tp, fp, fn = _backward_seconds(classify(df), truth)
+    assert tp / (tp + fn) >= 0.85
+    assert fp <= 60
+
+
+def test_backward_walking_on_a_treadmill_is_found_with_capped_confidence():
+    df, truth = session("backward_walk_treadmill", 11, athlete=CLEAR)
+    res = classify(df)
+    tp, fp, fn = _backward_seconds(res, truth)
+    assert tp / (tp + fn) >= 0.7
+    bw = res.segments.filter((pl.col("gait") == "walk") & (pl.col("direction") == "backward"))
+    assert bw.height >= 1
+    # backward walking vs a slow stroll cannot be told apart reliably: never reported as certain
+    assert bw["confidence"].max() <= 0.75
+    assert (res.segments["context"] == "treadmill").all()
+
+
+def test_slow_forward_jog_is_not_backward():
+    assert _fp_per_hour("recovery_jogs", range(20, 26)) <= 30
+
+
+def test_uphill_running_is_not_backward():
+    assert _fp_per_hour("hills", range(30, 36)) <= 30
+
+
+def test_trail_running_with_stops_is_not_backward():
+    assert _fp_per_hour("trail_stops", range(40, 44)) <= 30
+
+
+def test_treadmill_forward_running_is_not_backward():
+    assert _fp_per_hour("treadmill_forward", range(50, 54)) <= 30
+
+
+def test_strides_are_not_backward():
+    assert _fp_per_hour("strides", range(60, 64)) <= 30
+
+
+def test_gps_drift_while_standing_is_stationary():
+    df, truth = session("gps_drift_standing", 70)
+    res = classify(df)
+    standing = (truth["gait"] == "stationary").to_numpy()
+    pred = res.states["state"].to_numpy().astype(str)
+    assert (pred[standing] == "stationary").mean() >= 0.95
+    assert not np.char.endswith(pred, "backward").any()
+
+
+def test_missing_cadence_lowers_confidence():
+    df, _ = session("forward_easy", 80, athlete=CLEAR)
+    with_cad = classify(df).segments
+    without = classify(df.with_columns(pl.lit(None, pl.Float64).alias("cadence_spm"))).segments
+    run_with = with_cad.filter(pl.col("gait") == "run")
+    run_without = without.filter(pl.col("gait") == "run")
+    assert run_without["confidence"].max() < run_with["confidence"].min()
+    assert all("no cadence" in e for e in run_without["evidence"])
+
+
+def test_missing_heart_rate_is_said_in_evidence():
+    df, _ = session("forward_easy", 81, athlete=CLEAR, drop_hr=True)
+    seg = classify(df).segments.filter(pl.col("gait") == "run")
+    assert all("no HR" in e for e in seg["evidence"])
+    assert seg["hr_residual_bpm"].is_null().all()
+
+
+def test_segments_cover_each_activity_contiguously():
+    df, _ = session("track_intervals", 90, athlete=CLEAR)
+    seg = classify(df).segments.sort("start_time")
+    assert seg["start_time"][0] == df["ts"][0]
+    assert seg["end_time"][-1] == df["ts"][-1]
+    assert (seg["start_time"][1:] == seg["end_time"][:-1]).all()
+    assert seg["segment_id"].n_unique() == seg.height
+    assert (seg.filter(pl.col("gait") == "stationary")["direction"].is_null()).all()
+    assert seg.filter(pl.col("gait") != "stationary")["direction"].is_not_null().all()
+    assert ((seg["confidence"] >= 0) & (seg["confidence"] <= 1)).all()
+    assert (seg["classifier_version"] == CLASSIFIER_VERSION).all()
+
+
+def test_backward_segments_carry_short_step_evidence():
+    df, _ = session("track_intervals", 91, athlete=CLEAR)
+    seg = classify(df).segments
+    back = seg.filter((pl.col("gait") == "run") & (pl.col("direction") == "backward"))
+    fwd = seg.filter((pl.col("gait") == "run") & (pl.col("direction") == "forward") & (pl.col("duration_s") > 60))
+    assert back.height >= 3
+    # a short step at the same or higher cadence: well below 1 x the forward step at that cadence
+    assert back["step_length_ratio"].median() < 0.8
+    assert fwd["step_length_ratio"].median() == pytest.approx(1.0, abs=0.1)
+
+
+def test_smart_recording_still_finds_backward_bouts():
+    df, truth = session("track_intervals", 92, athlete=CLEAR, sample_s=3.0)
+    tp, fp, fn = _backward_seconds(classify(df), truth)
+    assert tp / (tp + fn) >= 0.75
+
+
+def test_chunked_viterbi_matches_full_decoding():
+    rng = np.random.default_rng(0)
+    n = 5000
+    ll = rng.normal(0, 1, (n, 5))
+    ll[1000:1600, 4] += 3.0
+    ll[3000:3300, 2] += 3.0
+    starts, ends = np.array([0]), np.array([n])
+    A = hmm.log_transitions()
+    full = hmm.viterbi_batch(ll, starts, ends, A, chunk=n + 1)
+    chunked = hmm.viterbi_batch(ll, starts, ends, A, chunk=700, overlap=400)
+    assert (full == chunked).mean() >= 0.999
+
+
+def test_learned_baseline_moves_toward_the_athletes_forward_gait():
+    from retroingest.classify.baseline import aggregate
+    fast_high = Athlete(run_speed=3.6, run_cadence=182, beta=0.15)
+    refs = []
+    for seed in (100, 101, 102):
+        df, _ = session("forward_easy", seed, athlete=fast_high)
+        refs += classify(df).refs
+    bl = aggregate(refs)
+    assert bl.learned and bl.n_activities == 3
+    assert bl.offset_sd < POPULATION.offset_sd
+    # the learned locus predicts this athlete's cadence at their own speed within ~2 %
+    predicted = np.exp(bl.run_locus(np.log(3.6)))
+    assert predicted == pytest.approx(182, rel=0.02)
+    assert Baseline.from_json(bl.to_json()) == bl
+
+
+# ------------------------------------------------------------------ warehouse and real data
+
+
+def _sim_into_warehouse(tmp_path, warehouse_path, n=12, seed=4242):
+    from retroingest.ingest import ingest
+    from retroingest.simulate import simulate
+    files = simulate(tmp_path / "sim", n, seed)
+    res = ingest([tmp_path / "sim"], warehouse_path, run_post_steps=False)
+    assert res.counts.get("ingested", 0) == n
+    return files
+
+
+def test_classify_activities_replaces_segments_atomically(tmp_path, warehouse_path):
+    _sim_into_warehouse(tmp_path, warehouse_path)
+    con = warehouse.connect(warehouse_path)
+    try:
+        n = classify_activities(con, config={})
+        assert n == con.execute("SELECT count(*) FROM activities WHERE duplicate_of IS NULL AND is_foot_sport").fetchone()[0]
+        first = con.execute("SELECT activity_id, count(*) FROM segments GROUP BY 1 ORDER BY 1").fetchall()
+        assert len(first) == n
+        # re-running replaces, never adds
+        classify_activities(con, config={})
+        again = con.execute("SELECT activity_id, count(*) FROM segments GROUP BY 1 ORDER BY 1").fetchall()
+        assert [a for a, _ in again] == [a for a, _ in first]
+        dup = con.execute("SELECT count(*) - count(DISTINCT segment_id) FROM segments").fetchone()[0]
+        assert dup == 0
+        # a failing write leaves the old segments in place (one transaction): park one segment's id
+        # on another activity so that re-inserting it violates the primary key mid-transaction
+        aid, sid = con.execute("SELECT activity_id, segment_id FROM segments ORDER BY start_time LIMIT 1").fetchone()
+        n_before = con.execute("SELECT count(*) FROM segments WHERE activity_id = ?", [aid]).fetchone()[0]
+        con.execute("UPDATE segments SET activity_id = -1 WHERE segment_id = ?", [sid])
+        with pytest.raises(Exception):
+            classify_activities(con, [aid], config={})
+        assert con.execute("SELECT count(*) FROM segments WHERE activity_id = ?", [aid]).fetchone()[0] == n_before - 1
+        assert con.execute("SELECT count(*) FROM segments WHERE activity_id = -1").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+def test_ingested_simulated_sessions_get_backward_segments_and_a_learned_baseline(tmp_path, warehouse_path):
+    from retroingest.simulate import read_truth
+    files = _sim_into_warehouse(tmp_path, warehouse_path)
+    con = warehouse.connect(warehouse_path)
+    try:
+        classify_activities(con, config={})
+        seg = con.execute("SELECT s.*, f.path FROM segments s JOIN activities a USING (activity_id) "
+                          "JOIN source_files f USING (file_id)").pl()
+        base = con.execute("SELECT baseline_json FROM athletes WHERE athlete_id = 'default'").fetchone()[0]
+    finally:
+        con.close()
+    assert json.loads(base)["n_activities"] >= 3
+    found = total = 0
+    for f in files:
+        truth = read_truth(f.truth_path)
+        bouts = truth.filter((pl.col("direction") == "backward")
+                             & ((pl.col("end_time") - pl.col("start_time")).dt.total_seconds() >= 60))
+        mine = seg.filter(pl.col("path") == str(f.path.resolve()))
+        back = mine.filter(pl.col("direction") == "backward")
+        for b in bouts.iter_rows(named=True):
+            total += 1
+            overlap = back.filter((pl.col("start_time") < b["end_time"]) & (pl.col("end_time") > b["start_time"]))
+            found += overlap.height > 0
+        if f.kind == "negative":
+            moving = mine.filter(pl.col("gait") != "stationary")["duration_s"].sum()
+            assert back["duration_s"].sum() <= max(60.0, 0.02 * moving), f.scenario
+    assert total >= 5
+    assert found / total >= 0.6
+
+
+def test_configured_device_serial_maps_to_its_athlete(tmp_path, warehouse_path):
+    files = _sim_into_warehouse(tmp_path, warehouse_path, n=3, seed=4343)
+    serial = str(next(f.device_serial for f in files if f.format == "fit"))
+    con = warehouse.connect(warehouse_path)
+    try:
+        classify_activities(con, config={"athletes": {"alice": {"device_serials": [serial]}}})
+        who = con.execute("SELECT DISTINCT s.athlete_id FROM segments s JOIN activities a USING (activity_id) "
+                          "WHERE a.device_serial = ?", [serial]).fetchall()
+        mapped = con.execute("SELECT athlete_id FROM device_athletes WHERE device_serial = ?", [serial]).fetchone()
+    finally:
+        con.close()
+    assert who == [("alice",)]
+    assert mapped == ("alice",)
+
+
+def test_real_forward_runs_are_not_flagged_backward(corpus):
+    from retroingest.decode.fit import decode_fit
+    manifest = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0)
+    chosen = manifest.filter((pl.col("long_run_negative_candidate") == "true") & (pl.col("format") == "fit"))
+    fp = moving = 0.0
+    for rel in chosen["file"]:
+        path = corpus / rel
+        for act in decode_fit(path.read_bytes(), str(path)).activities:
+            if not act.meta["is_foot_sport"]:
+                continue
+            seg = classify(act.records).segments
+            moving += seg.filter(pl.col("gait") != "stationary")["duration_s"].sum()
+            fp += seg.filter(pl.col("direction") == "backward")["duration_s"].sum()
+    assert moving > 10 * 3600
+    assert fp / moving * 3600 <= 10.0
