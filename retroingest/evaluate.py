@@ -69,6 +69,47 @@ def raster(intervals: pl.DataFrame, t0: dt.datetime, n: int, tolerance_s: float 
     return gait, backward
 
 
+def raster_values(intervals: pl.DataFrame, t0: dt.datetime, n: int, column: str,
+                  tolerance_s: float = 1.0) -> np.ndarray:
+    """A numeric interval column (e.g. confidence) on the same 1-s cells as :func:`raster` (NaN = none)."""
+    out = np.full(n, np.nan)
+    if intervals.height == 0 or n == 0 or column not in intervals.columns:
+        return out
+    iv = intervals.sort("start_time")
+    base = t0.timestamp()
+    st = iv["start_time"].dt.epoch("us").to_numpy() / 1e6 - base
+    en = iv["end_time"].dt.epoch("us").to_numpy() / 1e6 - base
+    s = np.arange(n) + 0.5
+    idx = np.searchsorted(st, s, side="right") - 1
+    ok = (idx >= 0) & (s <= en.max() + tolerance_s)
+    vals = iv[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    out[ok] = vals[idx[ok]]
+    return out
+
+
+CONFIDENCE_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0001)
+
+
+def reliability(items: Iterable["Scored"]) -> list[dict[str, Any]]:
+    """Calibration of segment confidence for direction: per confidence bin, how often the
+    predicted direction (backward vs not) is right, over moving cells."""
+    items = [s for s in items if s.confidence is not None]
+    if not items:
+        return []
+    conf = np.concatenate([s.confidence for s in items])
+    right = np.concatenate([s.pred_bwd == s.truth_bwd for s in items])
+    bwd = np.concatenate([s.pred_bwd for s in items])
+    mv = np.concatenate([s.moving for s in items]) & np.isfinite(conf)
+    rows = []
+    for lo, hi in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:]):
+        for label, sel in (("backward", bwd), ("forward", ~bwd)):
+            m = mv & sel & (conf >= lo) & (conf < hi)
+            if m.any():
+                rows.append({"predicted": label, "bin": f"[{lo:.2f}, {min(hi, 1.0):.2f}]", "cells": int(m.sum()),
+                             "mean_confidence": float(conf[m].mean()), "accuracy": float(right[m].mean())})
+    return rows
+
+
 def bouts(mask: np.ndarray) -> np.ndarray:
     """Maximal runs of True as an (m, 2) array of [start, end) cell indices."""
     m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
@@ -156,6 +197,7 @@ class Scored:
     pred_bwd: np.ndarray
     moving: np.ndarray             # cells counted as moving time
     info: dict[str, Any] = field(default_factory=dict)
+    confidence: np.ndarray | None = None   # segment confidence per cell (NaN where none)
 
 
 def summarise(items: Iterable[Scored]) -> dict[str, Any]:
@@ -261,11 +303,13 @@ def score_synthetic(sim_dir: Path, warehouse_paths: Path | list[Path]) -> list[S
         tg, tb = raster(truth, t0, n)
         act = by_name.get(m["file"])
         if act is None:   # not ingested (quarantined): everything counts as missed
-            pg, pb = np.full(n, -1, np.int8), np.zeros(n, bool)
+            pg, pb, conf = np.full(n, -1, np.int8), np.zeros(n, bool), np.full(n, np.nan)
         else:
-            pg, pb = raster(_pred_for(segs, act["activity_id"]), t0, n)
+            pred = _pred_for(segs, act["activity_id"])
+            pg, pb = raster(pred, t0, n)
+            conf = raster_values(pred, t0, n, "confidence")
         out.append(Scored(file=m["file"], scenario=m["scenario"], kind=m["kind"], truth_gait=tg, truth_bwd=tb,
-                          pred_gait=pg, pred_bwd=pb, moving=tg > 0,
+                          pred_gait=pg, pred_bwd=pb, moving=tg > 0, confidence=conf,
                           info={k: m[k] for k in ("format", "has_cadence", "has_hr", "has_gps", "sampling",
                                                   "athlete_id", "venue", "sub_sport")}
                           | {"ingested": act is not None}))
@@ -379,6 +423,7 @@ class Report:
     notes: list[str]
     headline: dict[str, Any] = field(default_factory=dict)
     fp_real_pooled: dict[str, Any] | None = None
+    calibration: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=str)
@@ -407,6 +452,7 @@ def build_report(seed: int, n: int, synthetic: list[Scored], real: list[Scored] 
         fp_forward_parts_of_backward_sessions=fp_table(bwd_sessions),
         fp_real=fp_real, notes=notes,
     )
+    rep.calibration = reliability(synthetic)
     rep.headline = {
         "backward_f1": overall.get("f1"),
         "backward_precision": overall.get("precision"),
@@ -578,6 +624,12 @@ def format_report(rep: Report) -> str:
         sets.append(("real corpus forward runs (all one athlete)", rep.fp_real_pooled))
     for name, t in sets:
         lines.append(f"| {name} | {t['n_activities']} | {t['moving_h']:.2f} | {t['fp_s']} | {_fmt(t['fp_per_moving_h'])} |")
+    if rep.calibration:
+        lines += ["", "## Confidence calibration (direction, moving seconds)", "",
+                  "| predicted | confidence bin | seconds | mean confidence | share correct |", "|---|---|---|---|---|"]
+        for c in rep.calibration:
+            lines.append(f"| {c['predicted']} | {c['bin']} | {c['cells']} | {c['mean_confidence']:.2f} | "
+                         f"{c['accuracy']:.2f} |")
     worst = (rep.fp_real or {}).get("worst", [])
     if worst:
         lines += ["", "worst real files: " + "; ".join(f"{w['file']} {w['fp_s']} s" for w in worst)]

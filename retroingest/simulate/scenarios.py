@@ -45,6 +45,7 @@ class Session:
     sub_sport: str
     phases: list[Phase] = field(default_factory=list)
     auto_lap_m: float | None = 1000.0
+    manual_laps: bool = True      # False: the athlete never pressed lap (only auto-laps remain)
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:

@@ -325,7 +325,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
 
     # --- laps: manual presses at phase starts, plus distance auto-laps
     phase_start = np.concatenate([[0], np.cumsum(dur)[:-1]])
-    manual = phase_start[[p.lap_start for p in session.phases]]
+    manual = phase_start[[p.lap_start and session.manual_laps for p in session.phases]]
     auto = np.array([], dtype=int)
     if session.auto_lap_m:
         marks = np.arange(session.auto_lap_m, dist[-1], session.auto_lap_m)

@@ -137,6 +137,11 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
     for i, (builder, (athlete, t0)) in enumerate(zip(builders, schedule)):
         rng = np.random.default_rng(file_seqs[i])
         session = builder(athlete, rng)
+        # half the athletes press lap at every rep; the others leave it to auto-lap (own stream,
+        # so the records of a seed do not depend on this choice)
+        if not np.random.default_rng(file_seqs[i].spawn(1)[0]).uniform() < 0.5:
+            session.manual_laps = False
+            session.auto_lap_m = session.auto_lap_m or (400.0 if session.sub_sport == "track" else 1000.0)
         fmt = "gpx" if (is_gpx[i] and session.venue != "treadmill") else "fit"
         cfg = draw_config(rng, athlete, session, fmt)
         if fmt == "gpx":
