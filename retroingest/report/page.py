@@ -16,6 +16,7 @@ from retroingest.report.data import ActivityDetail, ReportData
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 LONG_ROAD_BOUT_S = 300
+WEEKS_SHOWN = 26
 
 CSS = """
 :root{--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--card:#f6f8fa;--bwrun:#d9480f;--bwwalk:#7048e8;
@@ -151,14 +152,19 @@ def _weekly(d: ReportData) -> str:
     head = '<section id="weekly"><h2>Weekly backward volume</h2>'
     if not d.weekly:
         return head + '<p class="muted">No weeks with activities yet.</p></section>'
-    labels = [w["week_start"].strftime("%d %b") for w in d.weekly]
-    minutes = [w["backward_time_s"] / 60 for w in d.weekly]
-    avg = [None if w["backward_time_4wk_avg_s"] is None else w["backward_time_4wk_avg_s"] / 60 for w in d.weekly]
+    weeks = d.weekly[-WEEKS_SHOWN:]
+    fmt = "%d %b" if weeks[0]["week_start"].year == weeks[-1]["week_start"].year else "%d %b %y"
+    labels = [w["week_start"].strftime(fmt) for w in weeks]
+    minutes = [w["backward_time_s"] / 60 for w in weeks]
+    avg = [None if w["backward_time_4wk_avg_s"] is None else w["backward_time_4wk_avg_s"] / 60 for w in weeks]
     tips = [f"week of {w['week_start']}: {dur(w['backward_time_s'])} backward, {km(w['backward_distance_m'])}, "
             f"{pct(w['backward_time_s'] / w['moving_time_s'] if w['moving_time_s'] else None)} of moving time"
-            for w in d.weekly]
+            for w in weeks]
     chart = svg.bar_chart(labels, minutes, line=avg, tips=tips, y_label="backward minutes per week",
                           css_id="weekly-chart")
+    if len(d.weekly) > WEEKS_SHOWN:
+        chart += (f'<p class="muted">The last {WEEKS_SHOWN} weeks up to the latest activity; '
+                  f'{len(d.weekly) - WEEKS_SHOWN} earlier weeks are in the view <code>v_backward_weekly</code>.</p>')
     last = d.weekly[-1]
     prev = d.weekly[-2] if len(d.weekly) > 1 else None
     change = ""

@@ -55,7 +55,7 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, line: Sequence[
         tip = escape(tips[i]) if tips else escape(f"{labels[i]}: {v}")
         out.append(f'<rect class="bar" data-tip="{tip}" x="{_f(x)}" y="{_f(top + ph - h)}" '
                    f'width="{_f(max(bw * 0.76, 1))}" height="{_f(h)}"><title>{tip}</title></rect>')
-    step = max(1, math.ceil(n / 10))
+    step = max(1, math.ceil(n / 8))
     for i in range(0, n, step):
         x = left + (i + 0.5) * bw
         out.append(f'<text class="tick" x="{_f(x)}" y="{height - bottom + 14}" text-anchor="middle">'
