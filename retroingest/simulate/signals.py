@@ -133,6 +133,7 @@ class DeviceConfig:
     pod_backward_factor: float
     hr_noise_sd: float
     gpx_cadence_convention: str = ""   # strides_per_min | steps_per_min (GPX only)
+    hr_lock: tuple[float, int] | None = None   # cadence lock: (start as a fraction of the session, length s)
 
 
 def draw_config(rng: np.random.Generator, athlete: Athlete, session: Session, fmt: str) -> DeviceConfig:
@@ -281,6 +282,12 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
         rec_cad[:] = np.nan
     elif rng.uniform() < 0.2:
         rec_cad[stretches(rng, n, int(rng.integers(1, 4)), 20, 240)] = np.nan
+    if cfg.hr_lock is not None:
+        lo = int(cfg.hr_lock[0] * n)
+        locked = np.zeros(n, dtype=bool)
+        locked[lo: lo + cfg.hr_lock[1]] = True
+        locked &= run & (cad > 120)
+        hr = np.where(locked, cad + rng.normal(0, 1.0, n), hr)
     if not cfg.has_hr:
         hr[:] = np.nan
     elif rng.uniform() < 0.3:

@@ -27,7 +27,7 @@ MANIFEST_COLUMNS = (
     "has_hr", "sampling", "gpx_cadence_convention",
     # extras beyond the brief's list
     "kind", "sport", "sub_sport", "venue", "weight_in_file", "has_dynamics", "utc_offset_s",
-    "start_time", "n_seconds", "n_records", "backward_s", "truth",
+    "start_time", "n_seconds", "n_records", "backward_s", "manual_laps", "hr_cadence_lock", "truth",
 )
 
 
@@ -59,6 +59,8 @@ class SimulatedFile:
     n_seconds: int
     n_records: int
     backward_s: int
+    manual_laps: bool = True
+    hr_cadence_lock: bool = False
 
 
 def truth_frame(r: Rendered, t0: dt.datetime) -> pl.DataFrame:
@@ -137,13 +139,18 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
     for i, (builder, (athlete, t0)) in enumerate(zip(builders, schedule)):
         rng = np.random.default_rng(file_seqs[i])
         session = builder(athlete, rng)
-        # half the athletes press lap at every rep; the others leave it to auto-lap (own stream,
-        # so the records of a seed do not depend on this choice)
-        if not np.random.default_rng(file_seqs[i].spawn(1)[0]).uniform() < 0.5:
+        # later additions draw from their own stream, so earlier choices of a seed stay as they were
+        extra = np.random.default_rng(file_seqs[i].spawn(1)[0])
+        # half the athletes press lap at every rep; the others leave it to auto-lap
+        if not extra.uniform() < 0.5:
             session.manual_laps = False
             session.auto_lap_m = session.auto_lap_m or (400.0 if session.sub_sport == "track" else 1000.0)
         fmt = "gpx" if (is_gpx[i] and session.venue != "treadmill") else "fit"
         cfg = draw_config(rng, athlete, session, fmt)
+        # optical HR "cadence lock" in ~5 % of files: for 1-5 min the wrist sensor reports the
+        # arm-swing (step) frequency as heart rate (a known wrist-HR artefact while running)
+        if cfg.has_hr and extra.uniform() < 0.05:
+            cfg.hr_lock = (float(extra.uniform(0.1, 0.8)), int(extra.integers(60, 300)))
         if fmt == "gpx":
             if n_gpx < 2:   # the first two GPX files show both conventions, with cadence
                 cfg.gpx_cadence_convention = ("strides_per_min", "steps_per_min")[n_gpx]
@@ -167,7 +174,8 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
             sport=session.sport, sub_sport=session.sub_sport, venue=session.venue,
             weight_in_file=cfg.weight_in_file, has_dynamics=cfg.has_dynamics,
             utc_offset_s=athlete.utc_offset_s, start_time=t0, n_seconds=r.n, n_records=n_rec,
-            backward_s=int((r.direction == 2).sum()),
+            backward_s=int((r.direction == 2).sum()), manual_laps=session.manual_laps,
+            hr_cadence_lock=cfg.hr_lock is not None,
         ))
     write_manifest(out_dir / MANIFEST, files)
     return files
