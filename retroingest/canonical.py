@@ -168,33 +168,38 @@ def haversine_m(lat1, lon1, lat2, lon2):
 
 
 def fill_distance_speed(df: pl.DataFrame) -> pl.DataFrame:
-    """For files without recorded distance/speed (GPX): derive them from positions and time.
+    """For files that did not record distance or speed (GPX, some TCX): derive them.
 
-    Distance is the cumulative 2-D great-circle length; speed is distance over time between
-    consecutive fixes, so it carries GPS noise. Recorded values are never overwritten.
+    Distance, when the file has none at all, is the cumulative 2-D great-circle length of the
+    positions. Speed, when the file has none at all, is distance over time between consecutive
+    records (so GPS-derived speed carries fix noise). A partly recorded column is never mixed with
+    derived values.
     """
     if df.height == 0:
         return df
-    lat = df["lat_deg"].to_numpy().astype(float)
-    lon = df["lon_deg"].to_numpy().astype(float)
-    step = np.zeros(len(lat))
-    if len(lat) > 1:
-        d = haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
-        step[1:] = np.where(np.isnan(d), 0.0, d)
-    has_pos = ~np.isnan(lat)
-    if not has_pos.any():
-        return df
-    cum = np.cumsum(step)
-    t = df["elapsed_s"].to_numpy()
-    dt = np.diff(t, prepend=np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        spd = np.where(dt > 0, step / dt, np.nan)
-    spd[~has_pos] = np.nan
-    return df.with_columns(
-        pl.when(pl.col("distance_m").is_null()).then(pl.Series(cum)).otherwise(pl.col("distance_m")).alias("distance_m"),
-        pl.when(pl.col("speed_mps").is_null()).then(pl.Series(spd)).otherwise(pl.col("speed_mps"))
-        .fill_nan(None).alias("speed_mps"),
-    )
+    out = df
+    if df["distance_m"].null_count() == df.height:
+        lat = df["lat_deg"].to_numpy().astype(float)
+        lon = df["lon_deg"].to_numpy().astype(float)
+        has_pos = ~np.isnan(lat)
+        if has_pos.any():
+            step = np.zeros(len(lat))
+            if len(lat) > 1:
+                # consecutive fixes, skipping records without a position
+                idx = np.flatnonzero(has_pos)
+                d = haversine_m(lat[idx[:-1]], lon[idx[:-1]], lat[idx[1:]], lon[idx[1:]])
+                step[idx[1:]] = d
+            cum = np.cumsum(step)
+            cum[~has_pos] = np.nan
+            out = out.with_columns(pl.Series("distance_m", cum).fill_nan(None))
+    if df["speed_mps"].null_count() == df.height:
+        dist = out["distance_m"].to_numpy().astype(float)
+        t = out["elapsed_s"].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spd = np.diff(dist, prepend=np.nan) / np.diff(t, prepend=np.nan)
+        spd[~np.isfinite(spd) | (spd < 0)] = np.nan
+        out = out.with_columns(pl.Series("speed_mps", spd).fill_nan(None))
+    return out
 
 
 def _ascent_descent(alt: np.ndarray, hysteresis_m: float = 2.0) -> tuple[float | None, float | None]:

@@ -137,7 +137,7 @@ def _file_path(con: duckdb.DuckDBPyConnection, activity_id: int) -> tuple[int, s
         [activity_id]).fetchone()
 
 
-def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int) -> None:
+def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int, code: str, why: str) -> None:
     """A file whose activities are all secondary copies is a 'duplicate'; with a primary, it is not."""
     row = con.execute(
         "SELECT count(*) FILTER (WHERE duplicate_of IS NULL), min(duplicate_of) FROM activities WHERE file_id = ?",
@@ -149,9 +149,10 @@ def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int) -> None:
     if n_primary == 0 and dup_of is not None and cur[0] == "ingested":
         keeper_file, keeper_path = _file_path(con, dup_of)
         con.execute(
-            "UPDATE source_files SET status = 'duplicate', duplicate_of_file_id = ?, reason_code = 'same_activity', "
+            "UPDATE source_files SET status = 'duplicate', duplicate_of_file_id = ?, reason_code = ?, "
             "reason = ? WHERE file_id = ?",
-            [keeper_file, f"same activity as {keeper_path}, which is richer and kept as primary", file_id])
+            [keeper_file, code, f"{code.replace('_', ' ')} as {keeper_path} ({why}), which is richer and kept as primary",
+             file_id])
 
 
 def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: int,
@@ -163,7 +164,7 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
     n_primary = 0
     dup_reason = dup_code = None
     dup_file = None
-    touched_files: set[int] = set()
+    touched_files: dict[int, tuple[str, str]] = {}
     rows = []
     for meta in acts.iter_rows(named=True):
         act = {k: v for k, v in meta.items()}
@@ -179,7 +180,7 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
                 # the new copy is richer: it becomes primary and the old group points to it
                 con.execute("UPDATE activities SET duplicate_of = ? WHERE activity_id = ? OR duplicate_of = ?",
                             [act["activity_id"], other_id, other_id])
-                touched_files.add(_file_path(con, other_id)[0])
+                touched_files[_file_path(con, other_id)[0]] = (code, why)
                 n_primary += 1
             else:
                 act["duplicate_of"] = other_id
@@ -197,8 +198,8 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
         "INSERT INTO records BY NAME SELECT * EXCLUDE (session_index), ? * 256 + session_index AS activity_id "
         "FROM read_parquet(?)", [base, str(stage / "records.parquet")])
     summary.new_activity_ids.extend(r["activity_id"] for r in rows if r["duplicate_of"] is None)
-    for fid in touched_files:
-        _refresh_file_status(con, fid)
+    for fid, (code, why) in touched_files.items():
+        _refresh_file_status(con, fid, code, why)
         summary.new_activity_ids[:] = [
             a for a in summary.new_activity_ids
             if con.execute("SELECT duplicate_of IS NULL FROM activities WHERE activity_id = ?", [a]).fetchone()[0]

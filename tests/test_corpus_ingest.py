@@ -166,7 +166,8 @@ def test_fit_records_agree_with_garmin_fit_sdk(loaded, corpus):
                         float(r["cadence"]) + float(r.get("fractional_cadence") or 0) for r in ref])
         got = np.where(ours["is_foot_sport"].to_numpy(), ours["cadence_spm"].to_numpy().astype(float) / 2,
                        ours["cadence_rpm"].to_numpy().astype(float))
-        plausible = ~np.isnan(cad) & ((~ours["is_foot_sport"].to_numpy()) | (cad * 2 <= canonical.CADENCE_SPM_RANGE[1]))
+        lo_c, hi_c = canonical.CADENCE_SPM_RANGE  # outside it a foot-sport cadence is NULL by design
+        plausible = ~np.isnan(cad) & ((~ours["is_foot_sport"].to_numpy()) | ((cad * 2 >= lo_c) & (cad * 2 <= hi_c)))
         assert np.allclose(got[plausible], cad[plausible], atol=1e-6), p.name
         compared += 1
     assert compared >= 40
@@ -231,7 +232,9 @@ def test_tcx_trackpoints_agree_with_an_xml_reader(loaded, corpus):
 # ------------------------------------------------------------------ the same run in several formats
 
 def test_multi_format_activities_agree_and_are_counted_once(loaded, corpus):
-    """Start ±2 s, duration ±2 % (or 5 s), distance ±3 % (GPS-derived vs device), median cadence ±3 spm."""
+    """Start ±2 s; duration ±2 % (or 5 s); distance ±3 % or 30 m, whichever is larger (a GPX distance is
+    the 2-D length of raw fixes: on the 160 m heartandsole walk, fix noise alone adds ~29 m); median
+    cadence ±3 spm."""
     wpath = loaded[0]
     for name, rels in MULTI_FORMAT.items():
         paths = [str((corpus / r).absolute()) for r in rels]
@@ -248,6 +251,7 @@ def test_multi_format_activities_agree_and_are_counted_once(loaded, corpus):
             tol = max(5.0, 0.02 * primary["duration_s"])
             assert abs(row["duration_s"] - primary["duration_s"]) <= tol, (name, row["path"])
             if row["distance_m"] and primary["distance_m"]:
-                assert row["distance_m"] == pytest.approx(primary["distance_m"], rel=0.03), (name, row["path"])
+                tol_m = max(30.0, 0.03 * primary["distance_m"])
+                assert abs(row["distance_m"] - primary["distance_m"]) <= tol_m, (name, row["path"])
             if row["median_cadence_spm"] and primary["median_cadence_spm"]:
                 assert abs(row["median_cadence_spm"] - primary["median_cadence_spm"]) <= 3, (name, row["path"])
