@@ -217,6 +217,8 @@ def summarise(items: Iterable[Scored]) -> dict[str, Any]:
         sel = tb & (tg == GAITS.index(g))
         out[f"recall_{g}"] = float(pbw[sel].mean()) if sel.any() else None
         out[f"backward_{g}_s"] = int(sel.sum())
+        said = pbw & (pg == GAITS.index(g))          # cells the classifier called backward <gait>
+        out[f"precision_{g}"] = float(tb[said].mean()) if said.any() else None
     both = tb & pbw
     out["gait_agreement_on_tp"] = float((tg[both] == pg[both]).mean()) if both.any() else None
     ev = EventScore()
@@ -459,6 +461,8 @@ def build_report(seed: int, n: int, synthetic: list[Scored], real: list[Scored] 
         "backward_recall": overall.get("recall"),
         "recall_walk": overall.get("recall_walk"),
         "recall_run": overall.get("recall_run"),
+        "precision_walk": overall.get("precision_walk"),
+        "precision_run": overall.get("precision_run"),
         "event_recall": overall.get("event_recall"),
         "event_precision": overall.get("event_precision"),
         "median_boundary_error_s": overall.get("median_boundary_error_s"),
@@ -586,6 +590,8 @@ def format_report(rep: Report) -> str:
         ("backward_recall", "backward per-second recall", False),
         ("recall_run", "recall, backward running seconds", False),
         ("recall_walk", "recall, backward walking seconds", False),
+        ("precision_run", "precision, seconds called backward running", False),
+        ("precision_walk", "precision, seconds called backward walking", False),
         ("event_recall", f"event recall, bouts >= {MIN_EVENT_S} s", False),
         ("event_precision", f"event precision, bouts >= {MIN_EVENT_S} s", False),
         ("median_boundary_error_s", "median boundary error (s)", False),

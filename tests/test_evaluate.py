@@ -119,6 +119,8 @@ def test_summary_counts_seconds_recall_by_gait_and_false_positive_rate():
     assert s["tp_s"] == 290 + 100 and s["fn_s"] == 10 + 100 and s["fp_s"] == 30
     assert s["recall_run"] == pytest.approx(290 / 300)
     assert s["recall_walk"] == pytest.approx(100 / 200)
+    assert s["precision_walk"] == 1.0
+    assert s["precision_run"] == pytest.approx(290 / (290 + 30))
     fwd_moving_h = (7200 - 500) / 3600
     assert s["fp_per_moving_h"] == pytest.approx(30 / fwd_moving_h)
     rep = build_report(HELD_OUT_SEED, 2, [a, b], None, ["hand-made"])
@@ -151,3 +153,17 @@ def test_smoke_real_pipeline_on_three_simulated_files(tmp_path):
         assert o[key] is None or 0.0 <= o[key] <= 1.0
     assert rep.fp_real is None and "corpus not found" in " ".join(rep.notes)
     assert "backward per-second F1" in format_report(rep)
+
+
+def test_confidence_calibration_bins_share_correct():
+    from retroingest.evaluate import raster_values, reliability
+
+    pred = iv((0, 100, "run", "forward"), (100, 200, "run", "backward")).with_columns(
+        pl.Series("confidence", [0.95, 0.65]))
+    conf = raster_values(pred, T0, 200, "confidence")
+    assert conf[50] == 0.95 and conf[150] == 0.65
+    s = _scored("c", "backward", [(100, 150)], [(100, 200)], n=200)
+    s.confidence = conf
+    rows = {(r["predicted"], r["bin"]): r for r in reliability([s])}
+    assert rows[("backward", "[0.60, 0.70]")]["accuracy"] == pytest.approx(0.5)
+    assert rows[("forward", "[0.95, 1.00]")]["accuracy"] == 1.0
