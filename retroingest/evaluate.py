@@ -546,6 +546,8 @@ def evaluate(seed: int = HELD_OUT_SEED, n: int = DEFAULT_N, corpus: Path | None 
     notes = [f"simulated {len(files)} files into {sim_dir}; warehouse layout: {layout}"]
     wh_paths = run_synthetic(files, work, layout, notes, workers)
     synthetic = score_synthetic(sim_dir, wh_paths)
+    notes.append(f"classifier_version: {', '.join(_classifier_versions(wh_paths)) or 'no segments'}; "
+                 f"code: {_git_describe()}")
     real = real_pooled = None
     if corpus is not None and (corpus / "MANIFEST.csv").exists():
         cfiles = corpus_selection(corpus)
@@ -641,6 +643,34 @@ def format_report(rep: Report) -> str:
         lines += ["", "worst real files: " + "; ".join(f"{w['file']} {w['fp_s']} s" for w in worst)]
     lines += ["", "## Notes", ""] + [f"- {x}" for x in rep.notes]
     return "\n".join(lines)
+
+
+def _classifier_versions(paths: list[Path]) -> list[str]:
+    from retroingest import warehouse
+
+    out: set[str] = set()
+    for wp in paths:
+        con = warehouse.connect(wp, read_only=True, wait_s=30)
+        try:
+            out |= {r[0] for r in con.execute("SELECT DISTINCT classifier_version FROM segments").fetchall()}
+        finally:
+            con.close()
+    return sorted(out)
+
+
+def _git_describe() -> str:
+    """Commit of the code under test, with '+dirty' when the working tree has uncommitted changes."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def default_corpus() -> Path:
