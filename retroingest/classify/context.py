@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from retroingest.classify.features import GAP_S, Features, _window, _wmean
+from retroingest.classify.features import Features, _wmean
 
 CONTEXTS = ("unknown", "road", "track", "treadmill")
 UNKNOWN, ROAD, TRACK, TREADMILL = range(4)
@@ -26,8 +26,7 @@ def per_record(f: Features, sub_sports: list[str | None]) -> np.ndarray:
     ctx = np.full(n, UNKNOWN, np.int8)
     if n == 0:
         return ctx
-    tg = f.t + f.group * GAP_S
-    lo, hi = _window(tg, 120.0, 120.0)
+    lo, hi = f.grid.window(120.0, 120.0)
     lat0 = np.nanmedian(f.lat) if np.isfinite(f.lat).any() else 0.0
     y = (f.lat - lat0) * M_PER_DEG
     x = f.lon * M_PER_DEG * np.cos(np.radians(np.nan_to_num(f.lat, nan=lat0)))

@@ -62,8 +62,12 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     """
     if "activity_id" not in records.columns:
         records = records.with_columns(pl.lit(0, pl.Int64).alias("activity_id"))
-    records = records.with_columns(pl.col("activity_id").cast(pl.Int64)).sort(
-        ["activity_id", "elapsed_s"], maintain_order=True)
+    records = records.with_columns(pl.col("activity_id").cast(pl.Int64))
+    aid_np = records["activity_id"].to_numpy()
+    el_np = records["elapsed_s"].to_numpy()
+    ordered = bool(np.all((np.diff(aid_np) > 0) | ((np.diff(aid_np) == 0) & (np.diff(el_np) >= 0))))
+    if not ordered:
+        records = records.sort(["activity_id", "elapsed_s"], maintain_order=True)
     for name in featmod.COLUMNS:
         if name not in records.columns:
             records = records.with_columns(pl.lit(None, pl.Float64).alias(name))

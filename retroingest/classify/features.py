@@ -1,7 +1,7 @@
 """Per-record features for many activities at once (NumPy, no per-record Python loop).
 
 Input is one frame of canonical records for several activities, sorted by (activity_id,
-elapsed_s). Windows are centred and time-based (so 'smart recording' files with 1–7 s gaps get
+elapsed_s). Windows are centred and time-based (so "smart recording" files with 1–7 s gaps get
 the same windows in seconds) and never cross an activity boundary: every window is a pair of
 indices found with ``searchsorted`` on a global time axis where activities sit 10^7 s apart, and
 means come from cumulative sums.
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-GAP_S = 1e7          # activities are laid 10^7 s apart on the global time axis
 MAX_DT_S = 10.0      # a record stands for at most this much time (longer gaps are pauses)
 UPHILL_COST_PER_GRADE = 4.5  # grade-adjusted speed: +4.5 % effort per +1 % grade (Minetti 2002 [E])
 
@@ -45,17 +44,49 @@ class Features:
     lat: np.ndarray
     lon: np.ndarray
     distance: np.ndarray
+    grid: TimeGrid
 
     @property
     def n(self) -> int:
         return self.t.size
 
 
-def _window(tg: np.ndarray, before: float, after: float) -> tuple[np.ndarray, np.ndarray]:
-    """[lo, hi) index bounds of the window [t - before, t + after] for every record."""
-    lo = np.searchsorted(tg, tg - before, side="left")
-    hi = np.searchsorted(tg, tg + after, side="right")
-    return lo, hi
+class TimeGrid:
+    """Window bounds on a compact global time axis (activities 1000 s apart, 1 s cells).
+
+    ``window(before, after)`` gives, for every record, the [lo, hi) indices of the records whose
+    time lies in [t - before, t + after] (to the whole second), with two array lookups into the
+    cumulative record count per second, instead of a binary search per record.
+    """
+
+    SPACING_S = 1000.0
+
+    def __init__(self, t: np.ndarray, starts: np.ndarray, ends: np.ndarray, group: np.ndarray):
+        n = t.size
+        self.tg = np.zeros(n)
+        if n == 0:
+            self.cum = np.zeros(1, np.int64)
+            return
+        t0 = t[starts]
+        span = t[ends - 1] - t0
+        offset = np.concatenate(([0.0], np.cumsum(span + self.SPACING_S)[:-1]))
+        self.tg = t - t0[group] + offset[group]
+        cells = np.floor(self.tg).astype(np.int64)
+        self.m = int(cells[-1]) + 2
+        self.searchsorted = self.m > 50_000_000 or np.any(np.diff(self.tg) < 0)
+        if not self.searchsorted:
+            self.cum = np.concatenate(([0], np.cumsum(np.bincount(cells, minlength=self.m))))
+
+    def window(self, before: float, after: float) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi) index bounds of the window [t - before, t + after] for every record."""
+        if self.tg.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if self.searchsorted:
+            return (np.searchsorted(self.tg, self.tg - before, side="left"),
+                    np.searchsorted(self.tg, self.tg + after, side="right"))
+        a = np.clip(np.ceil(self.tg - before).astype(np.int64), 0, self.m)
+        b = np.clip(np.floor(self.tg + after).astype(np.int64) + 1, 0, self.m)
+        return self.cum[a], self.cum[b]
 
 
 def _wmean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -85,7 +116,7 @@ def compute(records: pl.DataFrame) -> Features:
         group[change] = 1
         group = np.cumsum(group)
     t = col("elapsed_s")
-    tg = t + group * GAP_S
+    grid = TimeGrid(t, starts, ends, group)
     dt = np.diff(t, prepend=np.nan)
     dt[starts] = np.nan
     dt = np.clip(np.nan_to_num(dt, nan=1.0), 0.2, MAX_DT_S)
@@ -116,15 +147,15 @@ def compute(records: pl.DataFrame) -> Features:
     alt = col("altitude_m")
     lat, lon = col("lat_deg"), col("lon_deg")
 
-    lo5, hi5 = _window(tg, 5.0, 5.0)
+    lo5, hi5 = grid.window(5.0, 5.0)
     v = _wmean(speed, lo5, hi5)
-    lo4, hi4 = _window(tg, 4.0, 4.0)
+    lo4, hi4 = grid.window(4.0, 4.0)
     c = _wmean(cad, lo4, hi4)
     gct_s = _wmean(gct, lo4, hi4)
     alt_s = _wmean(alt, lo5, hi5)
 
     # grade: altitude change over distance in a ±20 s window, only when it covers >= 20 m
-    lo20, hi20 = _window(tg, 20.0, 20.0)
+    lo20, hi20 = grid.window(20.0, 20.0)
     hi20 = hi20 - 1
     dist_f = dist.copy()
     if np.isnan(dist_f).any():  # integrate speed where the file has no distance
@@ -138,16 +169,16 @@ def compute(records: pl.DataFrame) -> Features:
     grade = np.clip(np.nan_to_num(grade, nan=0.0), -0.3, 0.3)
 
     v_eff = v * (1.0 + UPHILL_COST_PER_GRADE * np.clip(grade, 0.0, 0.15))
-    lo_lag, hi_lag = _window(tg, 110.0, 0.0)
+    lo_lag, hi_lag = grid.window(110.0, 0.0)
     v_lag = _wmean(v_eff, lo_lag, hi_lag)
 
-    lo60, hi60 = _window(tg, 30.0, 30.0)
+    lo60, hi60 = grid.window(30.0, 30.0)
     v60 = _wmean(v, lo60, hi60)
     with np.errstate(invalid="ignore"):
         steady = np.abs(v - v60) < 0.12 * v60
 
     has_fix = (~np.isnan(lat)).astype(float)
-    lo30, hi30 = _window(tg, 30.0, 30.0)
+    lo30, hi30 = lo60, hi60
     has_gps = _wmean(has_fix, lo30, hi30) > 0.5
     return Features(aid, starts, ends, group, t, dt, v, v_eff, c, hr, v_lag, steady, grade, grade_known,
-                    gct_s, has_gps, lat, lon, dist)
+                    gct_s, has_gps, lat, lon, dist, grid)

@@ -47,7 +47,7 @@ def viterbi_batch(loglik: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA
         return path
     if chunk is None:
         # balance the per-step overhead against the overlap work (see module docstring)
-        chunk = int(np.clip(math.sqrt(2 * 0.15 * overlap * n / 15.0), 600, 20000))
+        chunk = int(np.clip(8.0 * math.sqrt(n), 1000, 20000))
     # chunk cores and their padded windows
     core_lo, core_hi, win_lo, win_hi = [], [], [], []
     for a, b in zip(starts.tolist(), ends.tolist()):
@@ -60,32 +60,34 @@ def viterbi_batch(loglik: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA
     lens = win_hi - win_lo
     m = lens.size
     steps = int(lens.max())
-    # (steps, m, K) emissions, padded with zeros past each window's end
+    # (steps, K, m) emissions, states first so that every step works on contiguous rows of
+    # length m; padded with zeros past each window's end
     idx = win_lo[None, :] + np.arange(steps)[:, None]
     valid = idx < win_hi[None, :]
-    E = loglik[np.minimum(idx, n - 1)]
-    E[~valid] = 0.0
-    E = E.astype(np.float64)
-    psi = np.empty((steps, m, k), np.int8)
-    delta = E[0].copy()
-    last = lens - 1
-    end_delta = np.where((last == 0)[:, None], delta, 0.0)
-    At = logA[None, :, :]
-    rows = np.arange(m)
+    E = loglik.T[:, np.minimum(idx, n - 1)]          # (K, steps, m)
+    E = np.ascontiguousarray(E.transpose(1, 0, 2))   # (steps, K, m)
+    E *= valid[:, None, :]
+    # forward pass: only the running maxima are kept; the back-pointers are recomputed along
+    # the chosen path during backtracking, one (states x chunks) argmax per step
+    hist = np.empty((steps, k, m))
+    hist[0] = E[0]
+    A3 = logA[:, :, None]
+    buf = np.empty((k, k, m))
+    delta = hist[0]
     for t in range(1, steps):
-        cand = delta[:, :, None] + At              # (m, from, to)
-        best = cand.argmax(axis=1)                  # (m, to)
-        psi[t] = best
-        delta = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + E[t]
-        done = last == t
-        if done.any():
-            end_delta[done] = delta[done]
-    s = end_delta.argmax(axis=1).astype(np.int64)
+        np.add(delta[:, None, :], A3, out=buf)
+        delta = hist[t]
+        np.max(buf, axis=0, out=delta)
+        delta += E[t]
+    last = lens - 1
+    rows = np.arange(m)
+    s = hist[last, :, rows].argmax(axis=1)
     out = np.empty((steps, m), np.int8)
     for t in range(steps - 1, -1, -1):
         out[t] = s
         if t > 0:
-            s = np.where(t <= last, psi[t, rows, s], s)
+            prev = (hist[t - 1] + logA[:, s]).argmax(axis=0)
+            s = np.where(t <= last, prev, s)
     # keep each chunk's core
     for j in range(m):
         off = core_lo[j] - win_lo[j]

@@ -69,12 +69,13 @@ PARAMS_WALK_SD = PARAMS.walk_sd_fwd
 def huber(z: np.ndarray) -> np.ndarray:
     """Gaussian core, linear tails: 0.5 z^2 for |z| <= 2, else 2|z| - 2."""
     a = np.abs(z)
-    return np.where(a <= 2.0, 0.5 * z * z, 2.0 * a - 2.0)
+    m = np.minimum(a, 2.0)
+    return m * (a - 0.5 * m)
 
 
 def _logsigmoid(x: np.ndarray) -> np.ndarray:
     """log(1 / (1 + exp(-x))), stable for large |x|."""
-    return -np.logaddexp(0.0, -x)
+    return np.minimum(x, 0.0) - np.log1p(np.exp(-np.abs(x)))
 
 
 def _logn(x: np.ndarray, mu, sd) -> np.ndarray:
@@ -246,113 +247,115 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     """Log-likelihoods of every record under the five states (vectorised over all records)."""
     n = f.n
     g = f.group
-    # per-record copies of the per-activity numbers
-    def per(vals) -> np.ndarray:
-        return np.asarray(vals, dtype=float)[g] if n else np.zeros(0)
-
-    log_cr = per([math.log(b.run_cadence_spm) for b in baselines]) + per([m.run_offset for m in models])
-    log_vr = per([math.log(b.run_speed_mps) for b in baselines])
-    beta_r = per([b.run_beta for b in baselines])
-    log_cw = per([math.log(b.walk_cadence_spm) for b in baselines]) + per([m.walk_offset for m in models])
-    log_vw = per([math.log(b.walk_speed_mps) for b in baselines])
-    beta_w = per([b.walk_beta for b in baselines])
+    # per-activity numbers, gathered to records in one indexing operation
+    nan = float("nan")
+    table = np.array([[
+        math.log(b.run_cadence_spm) + m.run_offset, math.log(b.run_speed_mps), b.run_beta,
+        math.log(b.walk_cadence_spm) + m.walk_offset, math.log(b.walk_speed_mps), b.walk_beta,
+        m.run_sd, m.walk_sd,
+        math.log(m.run_speed) if m.run_speed else math.log(b.run_speed_mps),
+        math.log(m.walk_speed) if m.walk_speed else math.log(b.walk_speed_mps),
+        nan if m.hr_a is None else m.hr_a, nan if m.hr_b is None else m.hr_b, nan if m.hr_c is None else m.hr_c,
+        nan if m.gct_ref is None else m.gct_ref,
+        # Backward walking is looked for only where walking splits into two clusters, a forward
+        # one and a shorter-stepped one (bouts against the athlete's own forward walking in the
+        # same session); one wide cluster is a stroll, a hike or stop-and-go, where the two cannot
+        # be told apart.
+        1.0 if (m.walk_sd < 0.085 and m.walk_bimodal) else 0.0,
+        # the HR line is fitted where the activity spends its time: walking HR after running
+        # (walk breaks) sits far above a running line, so HR speaks for walking only in walking
+        # activities
+        1.0 if m.hr_walk_ok else 0.0,
+        float(cb),
+    ] for b, m, cb in zip(baselines, models, context_bias)], dtype=float).reshape(len(models), 17)
+    T = table[g] if n else np.zeros((0, 17))
+    log_cr, log_vr, beta_r, log_cw, log_vw, beta_w, sd_r0, sd_w0, v_today, w_today, \
+        hr_a, hr_b, hr_c, gref, walk_clean, hr_walk, cbias = T.T
 
     has_v = ~np.isnan(f.v)
-    v = np.nan_to_num(f.v, nan=0.0)
+    v = np.where(has_v, f.v, 0.0)
     logv = np.log(np.maximum(v, 0.05))
     logve = np.log(np.maximum(np.nan_to_num(f.v_eff, nan=0.0), 0.05))
     has_c = ~np.isnan(f.c)
-    c = np.nan_to_num(f.c, nan=0.0)
+    c = np.where(has_c, f.c, 0.0)
     stepping = has_c & (c >= 40)
+    st = stepping.astype(float)
     logc = np.log(np.maximum(c, 1.0))
 
-    L = np.zeros((n, 5))
     # --- speed (gait only) ---
-    sv = np.where(has_v, 1.0, 0.0)
-    L[:, S] += sv * (-huber(v / 0.3) + 0.98)
-    walk_v = -huber((logv - (log_vw - 0.05)) / 0.28) - math.log(0.28 * 2.5066) - logv
-    run_v = -huber((logv - (log_vr - 0.05)) / 0.28) - math.log(0.28 * 2.5066) - logv
-    L[:, FW] += sv * walk_v
-    L[:, BW] += sv * walk_v
-    L[:, FR] += sv * run_v
-    L[:, BR] += sv * run_v
-    # --- cadence against the loci ---
-    r_run = np.where(stepping & has_v, logc - (log_cr + beta_r * (logve - log_vr)), np.nan)
-    r_walk = np.where(stepping & has_v, logc - (log_cw + beta_w * (logve - log_vw)), np.nan)
-    # without speed: cadence alone, against the locus at the reference speed (weak)
-    r_run = np.where(stepping & ~has_v, logc - log_cr, r_run)
-    r_walk = np.where(stepping & ~has_v, logc - log_cw, r_walk)
+    sv = has_v.astype(float)
+    l_s = sv * (0.98 - huber(v * (1 / 0.3)))
+    k = math.log(0.28 * 2.5066)
+    l_walk = sv * (-huber((logv - log_vw + 0.05) * (1 / 0.28)) - k - logv)
+    l_run = sv * (-huber((logv - log_vr + 0.05) * (1 / 0.28)) - k - logv)
+    # --- cadence against the loci (without speed: cadence alone, at the reference speed, weak) ---
+    dv_r = np.where(has_v, beta_r * (logve - log_vr), 0.0)
+    dv_w = np.where(has_v, beta_w * (logve - log_vw), 0.0)
+    rr = np.where(stepping, logc - log_cr - dv_r, 0.0)
+    rw = np.where(stepping, logc - log_cw - dv_w, 0.0)
     widen = np.where(has_v, 1.0, 2.0)
-    rr, rw = np.nan_to_num(r_run), np.nan_to_num(r_walk)
-    sd_r = per([m.run_sd for m in models]) * widen
-    sd_w = per([m.walk_sd for m in models]) * widen
-    fr_c = _logn(rr, 0.0, sd_r)
-    br_c = _logn(rr, p.run_shift, np.maximum(sd_r, p.run_sd_back * widen))
-    fw_c = _logn(rw, 0.0, sd_w)
-    bw_c = _logn(rw, p.walk_shift, np.maximum(sd_w, p.walk_sd_back * widen))
-    st = stepping.astype(float)
+    sd_r = sd_r0 * widen
+    sd_w = sd_w0 * widen
+    sdb_r = np.maximum(sd_r, p.run_sd_back * widen)
+    sdb_w = np.maximum(sd_w, p.walk_sd_back * widen)
+    fr_c = -huber(rr / sd_r) - np.log(sd_r)
+    br_c = -huber((rr - p.run_shift) / sdb_r) - np.log(sdb_r)
+    fw_c = -huber(rw / sd_w) - np.log(sd_w)
+    bw_c = -huber((rw - p.walk_shift) / sdb_w) - np.log(sdb_w)
     # gait evidence: cadence explained by either direction of that gait
-    L[:, FR] += st * np.maximum(fr_c, br_c)
-    L[:, FW] += st * np.maximum(fw_c, bw_c)
-    # direction evidence is added to the backward states as a capped, weighted difference
+    l_run += st * np.maximum(fr_c, br_c)
+    l_walk += st * np.maximum(fw_c, bw_c)
+    # direction evidence: a capped difference, which fades out for far shorter steps than any
+    # backward gait (running drills, skipping, shuffling in a crowd) instead of growing
     d_run = st * np.clip(br_c - fr_c, -p.max_dir_llr, p.max_dir_llr)
     d_walk = st * np.clip(bw_c - fw_c, -p.max_dir_llr, p.max_dir_llr)
-    # far shorter steps than any backward gait (running drills, skipping, shuffling in a crowd):
-    # evidence for "backward" fades out instead of growing
-    d_run = np.where(d_run > 0, d_run * np.clip((0.30 - rr) / 0.08, 0.0, 1.0), d_run)
-    d_walk = np.where(d_walk > 0, d_walk * np.clip((0.40 - rw) / 0.10, 0.0, 1.0), d_walk)
-    # cadence says 'no steps' while moving: the stationary state (or a sensor dropout)
+    d_run = np.where(d_run > 0, d_run * np.clip((0.30 - rr) * (1 / 0.08), 0.0, 1.0), d_run)
+    d_walk = np.where(d_walk > 0, d_walk * np.clip((0.40 - rw) * (1 / 0.10), 0.0, 1.0), d_walk)
+    # cadence says 'no steps': the stationary state (or, while moving, a sensor dropout)
     zero = has_c & (c < 40)
-    L[:, S] += np.where(zero, 0.0, np.where(stepping, -4.0, 0.0))
-    for k in (FW, BW, FR, BR):
-        L[:, k] += np.where(zero, -3.0, 0.0)
-    # backward faster than the athlete's forward easy pace is implausible (strides are forward)
-    v_today = per([math.log(m.run_speed) if m.run_speed else math.log(b.run_speed_mps)
-                   for m, b in zip(models, baselines)])
-    w_today = per([math.log(m.walk_speed) if m.walk_speed else math.log(b.walk_speed_mps)
-                   for m, b in zip(models, baselines)])
-    d_run -= st * huber(np.maximum(0.0, logve - (v_today + math.log(0.92))) / 0.08)
-    d_walk -= st * huber(np.maximum(0.0, logve - (w_today + math.log(0.95))) / 0.1)
-    # --- heart rate ---
-    hr_a = per([np.nan if m.hr_a is None else m.hr_a for m in models])
-    hr_b = per([np.nan if m.hr_b is None else m.hr_b for m in models])
-    hr_c = per([np.nan if m.hr_c is None else m.hr_c for m in models])
-    hr_res = f.hr - (hr_a + hr_b * f.v_lag + hr_c * f.t / 3600.0)
+    l_s += np.where(stepping, -4.0, 0.0)
+    l_move_zero = np.where(zero, -3.0, 0.0)
+    l_run += l_move_zero
+    l_walk += l_move_zero
+    # backward faster than the athlete's forward pace today is implausible (strides are forward)
+    d_run -= st * huber(np.maximum(0.0, logve - v_today - math.log(0.92)) * (1 / 0.08))
+    d_walk -= st * huber(np.maximum(0.0, logve - w_today - math.log(0.95)) * (1 / 0.1))
+    # --- heart rate: confounded (heat, fatigue, walk breaks after hard efforts): it may veto,
+    # barely assert ---
+    hr_res = f.hr - (hr_a + hr_b * f.v_lag + hr_c * f.t * (1 / 3600.0))
     has_hr = ~np.isnan(hr_res)
-    hres = np.nan_to_num(hr_res)
-    # HR is confounded (heat, fatigue, walk breaks after hard efforts): it may veto, barely assert
-    d_hr = np.where(has_hr, np.clip(_logn(hres, p.hr_shift, p.hr_sd_back) - _logn(hres, 0.0, p.hr_sd_fwd),
-                                    -2.0, 1.5), 0.0)
+    hres = np.where(has_hr, hr_res, 0.0)
+    d_hr = np.where(has_hr, np.clip(huber(hres * (1 / p.hr_sd_fwd)) - huber((hres - p.hr_shift) * (1 / p.hr_sd_back))
+                                    - math.log(p.hr_sd_back / p.hr_sd_fwd), -2.0, 1.5), 0.0)
     # --- stance time (running only) ---
-    gref = per([np.nan if m.gct_ref is None else m.gct_ref for m in models])
-    g_res = np.log(np.maximum(np.nan_to_num(f.gct, nan=1.0), 1.0)) - (gref - 0.6 * (logve - log_vr))
     has_g = ~np.isnan(f.gct) & ~np.isnan(gref) & stepping
-    d_g = np.where(has_g, np.clip(_logn(g_res, p.gct_shift, p.gct_sd_back) - _logn(g_res, 0.0, p.gct_sd_fwd),
-                                  -1.5, 1.5), 0.0)
-    # --- grade ---
-    steep = np.maximum(0.0, np.abs(f.grade) - p.grade_free)
-    d_grade = -np.minimum(4.0, steep / 0.015)
+    if has_g.any():
+        g_res = np.log(np.where(has_g, f.gct, 1.0)) - (gref - 0.6 * (logve - log_vr))
+        d_g = np.where(has_g, np.clip(huber(g_res / p.gct_sd_fwd) - huber((g_res - p.gct_shift) / p.gct_sd_back)
+                                      - math.log(p.gct_sd_back / p.gct_sd_fwd), -1.5, 1.5), 0.0)
+    else:
+        d_g = np.zeros(n)
+    # --- grade: steep ground counts against backward ---
+    d_grade = -np.minimum(4.0, np.maximum(0.0, np.abs(f.grade) - p.grade_free) * (1 / 0.015))
 
     w = p.evidence_weight
     if debug is not None:
         debug.update(d_run=d_run, d_walk=d_walk, d_hr=d_hr, d_g=d_g, d_grade=d_grade)
-    dir_run = w * (d_run + d_hr + d_g + d_grade) - p.back_bias + context_bias[g]
-    # a noisy walking activity (wide residual cluster: GPS speed noise at walking pace, stop-and-go)
-    # cannot tell a backward walk from a slow stroll at all: its walking direction evidence is off
-    # Backward walking is looked for only where walking splits into two clusters, a forward one and
-    # a shorter-stepped one (bouts against the athlete's own forward walking in the same session);
-    # one wide cluster is a stroll, a hike or stop-and-go, where the two cannot be told apart.
-    walk_clean = per([1.0 if (m.walk_sd < 0.085 and m.walk_bimodal) else 0.0 for m in models])
-    # the HR line is fitted where the activity spends its time: walking HR after running (walk
-    # breaks) sits far above a running line, so HR speaks for walking only in walking activities
-    hr_walk = per([1.0 if m.hr_walk_ok else 0.0 for m in models])
-    dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - p.back_bias_walk + context_bias[g]
-    # direction: a bounded log-odds split of the gait's likelihood between its two directions
-    L[:, BR] = L[:, FR] + _logsigmoid(dir_run)
-    L[:, FR] = L[:, FR] + _logsigmoid(-dir_run)
-    L[:, BW] = L[:, FW] + _logsigmoid(dir_walk)
-    L[:, FW] = L[:, FW] + _logsigmoid(-dir_walk)
-    # scale by the time each record stands for (smart recording: fewer records, same evidence)
-    L *= np.sqrt(f.dt)[:, None]
+    dir_run = w * (d_run + d_hr + d_g + d_grade) - p.back_bias + cbias
+    dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - p.back_bias_walk + cbias
+    # direction: a bounded log-odds split of the gait's likelihood between its two directions;
+    # each record counts by the time it stands for (smart recording: fewer records, same evidence)
+    sdt = np.sqrt(f.dt)
+    L = np.empty((n, 5))
+    L[:, S] = l_s * sdt
+    ls_w = _logsigmoid(dir_walk)          # log P(backward); log P(forward) = ls - x
+    ls_r = _logsigmoid(dir_run)
+    L[:, BW] = (l_walk + ls_w) * sdt
+    L[:, FW] = (l_walk + ls_w - dir_walk) * sdt
+    L[:, BR] = (l_run + ls_r) * sdt
+    L[:, FR] = (l_run + ls_r - dir_run) * sdt
+    nanr = ~stepping
+    r_run = np.where(nanr, np.nan, rr)
+    r_walk = np.where(nanr, np.nan, rw)
     return Emissions(L, r_run, r_walk, np.where(has_hr, hr_res, np.nan), dir_run, dir_walk,
                      has_v, stepping, has_hr)
