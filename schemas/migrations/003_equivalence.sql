@@ -11,44 +11,44 @@
 CREATE TABLE equivalence_profiles (
     profile                      VARCHAR NOT NULL,   -- 'seed_claims', 'evidence', or a user's name
     params_hash                  VARCHAR NOT NULL,   -- 'builtin-1' for shipped rows; sha256 prefix of the parameters for configured ones
-    source                       VARCHAR NOT NULL CHECK (source IN ('builtin', 'config')),
+    source                       VARCHAR NOT NULL CHECK (source IN ('builtin', 'config')),  -- builtin: shipped in this migration; config: from retroingest.toml [profiles.<name>]
     active                       BOOLEAN NOT NULL,   -- exactly one active row per profile
-    description                  VARCHAR,
+    description                  VARCHAR,  -- what the profile stands for, in words
     -- forward-equivalent distance = backward distance x ratio
-    run_distance_ratio           DOUBLE NOT NULL,
-    run_distance_ratio_low       DOUBLE,
-    run_distance_ratio_high      DOUBLE,
-    walk_distance_ratio          DOUBLE NOT NULL,
-    walk_distance_ratio_low      DOUBLE,
-    walk_distance_ratio_high     DOUBLE,
+    run_distance_ratio           DOUBLE NOT NULL,  -- forward-equivalent distance per backward metre, running
+    run_distance_ratio_low       DOUBLE,  -- low end of its band; NULL = no band
+    run_distance_ratio_high      DOUBLE,  -- high end of its band; NULL = no band
+    walk_distance_ratio          DOUBLE NOT NULL,  -- forward-equivalent distance per backward metre, walking
+    walk_distance_ratio_low      DOUBLE,  -- low end of its band; NULL = no band
+    walk_distance_ratio_high     DOUBLE,  -- high end of its band; NULL = no band
     -- forward-equivalent steps = backward steps x ratio
-    run_step_ratio               DOUBLE NOT NULL,
-    run_step_ratio_low           DOUBLE,
-    run_step_ratio_high          DOUBLE,
-    walk_step_ratio              DOUBLE NOT NULL,
-    walk_step_ratio_low          DOUBLE,
-    walk_step_ratio_high         DOUBLE,
+    run_step_ratio               DOUBLE NOT NULL,  -- forward-equivalent steps per backward step, running
+    run_step_ratio_low           DOUBLE,  -- low end of its band; NULL = no band
+    run_step_ratio_high          DOUBLE,  -- high end of its band; NULL = no band
+    walk_step_ratio              DOUBLE NOT NULL,  -- forward-equivalent steps per backward step, walking
+    walk_step_ratio_low          DOUBLE,  -- low end of its band; NULL = no band
+    walk_step_ratio_high         DOUBLE,  -- high end of its band; NULL = no band
     -- forward-equivalent time = backward time x ratio; NULL = the profile makes no time claim
-    run_time_ratio               DOUBLE,
-    run_time_ratio_low           DOUBLE,
-    run_time_ratio_high          DOUBLE,
-    walk_time_ratio              DOUBLE,
-    walk_time_ratio_low          DOUBLE,
-    walk_time_ratio_high         DOUBLE,
+    run_time_ratio               DOUBLE,  -- easy forward running time per backward running second; NULL = no time claim
+    run_time_ratio_low           DOUBLE,  -- low end of its band; NULL = no band
+    run_time_ratio_high          DOUBLE,  -- high end of its band; NULL = no band
+    walk_time_ratio              DOUBLE,  -- forward time per backward walking second; NULL = no time claim
+    walk_time_ratio_low          DOUBLE,  -- low end of its band; NULL = no band
+    walk_time_ratio_high         DOUBLE,  -- high end of its band; NULL = no band
     -- energy
-    energy_model                 VARCHAR NOT NULL CHECK (energy_model IN ('flat_rate', 'acsm')),
+    energy_model                 VARCHAR NOT NULL CHECK (energy_model IN ('flat_rate', 'acsm')),  -- flat_rate: kcal per minute; acsm: ACSM equations and Compendium (docs/METRICS.md)
     flat_kcal_per_min            DOUBLE,             -- flat_rate: kcal per minute whatever the speed or mass
     run_energy_ratio             DOUBLE,             -- acsm: r on the net term of VO2 = 0.2*S*r + 3.5
-    run_energy_ratio_low         DOUBLE,
-    run_energy_ratio_high        DOUBLE,
+    run_energy_ratio_low         DOUBLE,  -- low end of r for the energy band
+    run_energy_ratio_high        DOUBLE,  -- high end of r for the energy band
     walk_energy_ratio            DOUBLE,             -- acsm: r on the net term of VO2 = 0.1*S*r + 3.5
-    walk_energy_ratio_low        DOUBLE,
-    walk_energy_ratio_high       DOUBLE,
+    walk_energy_ratio_low        DOUBLE,  -- low end of r for the energy band
+    walk_energy_ratio_high       DOUBLE,  -- high end of r for the energy band
     walk_compendium_met          DOUBLE,             -- acsm: Compendium MET used instead inside the speed window
-    walk_compendium_min_speed_mps DOUBLE,
-    walk_compendium_max_speed_mps DOUBLE,
+    walk_compendium_min_speed_mps DOUBLE,  -- lower end of the Compendium speed window, m/s
+    walk_compendium_max_speed_mps DOUBLE,  -- upper end of the Compendium speed window, m/s
     sources                      VARCHAR,            -- where the numbers come from, in words
-    created_at                   TIMESTAMPTZ NOT NULL,
+    created_at                   TIMESTAMPTZ NOT NULL,  -- when this parameter set was first stored (UTC)
     PRIMARY KEY (profile, params_hash),
     CHECK (energy_model <> 'flat_rate' OR flat_kcal_per_min IS NOT NULL),
     CHECK (energy_model <> 'acsm' OR (run_energy_ratio IS NOT NULL AND walk_energy_ratio IS NOT NULL))
@@ -114,37 +114,37 @@ VALUES (
 CREATE TABLE equivalence (
     profile                      VARCHAR NOT NULL,   -- equivalence_profiles.profile
     params_hash                  VARCHAR NOT NULL,   -- the parameter set that produced the row
-    level                        VARCHAR NOT NULL CHECK (level IN ('segment', 'activity')),
-    activity_id                  BIGINT NOT NULL,
+    level                        VARCHAR NOT NULL CHECK (level IN ('segment', 'activity')),  -- segment: one backward segment; activity: its backward segments summed
+    activity_id                  BIGINT NOT NULL,  -- activities.activity_id
     segment_id                   BIGINT,             -- NULL for level 'activity'
-    athlete_id                   VARCHAR,
+    athlete_id                   VARCHAR,  -- segments.athlete_id ('default' when the segment names none)
     start_time                   TIMESTAMPTZ NOT NULL, -- segment start; for 'activity' the first backward segment's start
-    gait                         VARCHAR NOT NULL CHECK (gait IN ('walk', 'run', 'mixed')),
+    gait                         VARCHAR NOT NULL CHECK (gait IN ('walk', 'run', 'mixed')),  -- walk | run; mixed for an activity with both
     context                      VARCHAR,            -- segment context; 'mixed' when an activity's segments differ
     n_segments                   INTEGER NOT NULL,   -- 1 for 'segment'
-    backward_time_s              DOUBLE NOT NULL,
+    backward_time_s              DOUBLE NOT NULL,  -- backward time, s
     backward_distance_m          DOUBLE,             -- NULL when the segment has no distance (e.g. no GPS, no footpod)
     backward_steps               DOUBLE,             -- NULL without cadence
     fwd_distance_m               DOUBLE,             -- forward-equivalent distance
-    fwd_distance_low_m           DOUBLE,
-    fwd_distance_high_m          DOUBLE,
+    fwd_distance_low_m           DOUBLE,  -- low end of the band (= central when the profile has none)
+    fwd_distance_high_m          DOUBLE,  -- high end of the band
     fwd_steps                    DOUBLE,             -- forward-equivalent steps
-    fwd_steps_low                DOUBLE,
-    fwd_steps_high               DOUBLE,
+    fwd_steps_low                DOUBLE,  -- low end of the band
+    fwd_steps_high               DOUBLE,  -- high end of the band
     fwd_time_s                   DOUBLE,             -- forward-equivalent easy-running time; NULL when the profile makes no time claim
-    fwd_time_low_s               DOUBLE,
-    fwd_time_high_s              DOUBLE,
+    fwd_time_low_s               DOUBLE,  -- low end of the band
+    fwd_time_high_s              DOUBLE,  -- high end of the band
     energy_kcal                  DOUBLE,             -- gross energy of the backward work
-    energy_kcal_low              DOUBLE,
-    energy_kcal_high             DOUBLE,
+    energy_kcal_low              DOUBLE,  -- with the low energy ratio
+    energy_kcal_high             DOUBLE,  -- with the high energy ratio
     energy_method                VARCHAR,            -- flat_rate | acsm_running | acsm_walking | compendium_17320 | mixed
-    body_mass_kg                 DOUBLE NOT NULL,
-    body_mass_source             VARCHAR NOT NULL CHECK (body_mass_source IN ('file', 'athlete_config', 'assumed_70kg')),
+    body_mass_kg                 DOUBLE NOT NULL,  -- body mass used for energy, kg
+    body_mass_source             VARCHAR NOT NULL CHECK (body_mass_source IN ('file', 'athlete_config', 'assumed_70kg')),  -- file (FIT user_profile) | athlete_config | assumed_70kg
     backward_pace_s_per_km       DOUBLE,             -- backward time / backward distance
     fwd_equivalent_pace_s_per_km DOUBLE,             -- backward time / forward-equivalent distance
     avg_heart_rate_bpm           DOUBLE,             -- over records with HR in the backward time
     hr_coverage                  DOUBLE,             -- share of backward time with HR, 0-1; NULL without HR
     trimp                        DOUBLE,             -- Banister TRIMP of the backward time; NULL when hr_coverage < 0.5
     trimp_hr_source              VARCHAR,            -- athlete_config | assumed (HR rest/max used by TRIMP)
-    computed_at                  TIMESTAMPTZ NOT NULL
+    computed_at                  TIMESTAMPTZ NOT NULL  -- when the row was computed (UTC)
 );
