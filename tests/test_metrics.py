@@ -311,6 +311,16 @@ def test_reclassified_activity_loses_rows_of_segments_that_are_gone(con):
     assert con.execute("SELECT count(*) FROM equivalence WHERE activity_id = 1").fetchone()[0] == 0
 
 
+def test_refresh_notices_a_segment_whose_numbers_changed(con):
+    add_activity(con, 1, T0, interval_session())
+    add_activity(con, 2, T0 + dt.timedelta(days=1), interval_session())
+    compute_equivalence(con, config={})
+    assert refresh(con, config={}) == 0  # nothing stale
+    con.execute("UPDATE segments SET distance_m = 300 WHERE segment_id = 1001")
+    assert refresh(con, config={}) == 10  # activity 1 only: 2 profiles x (4 segments + 1)
+    assert activity_row(con, 1, "seed_claims")["backward_distance_m"] == pytest.approx(3 * 264 + 300)
+
+
 def test_forward_only_and_empty_warehouse_give_no_rows(con):
     assert compute_equivalence(con, config={}) == 0
     add_activity(con, 1, T0, [Bout(1200, 3.0, 166)])

@@ -328,7 +328,8 @@ def compute_equivalence(con: duckdb.DuckDBPyConnection, activity_ids: Iterable[i
 
 
 def stale_activity_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Activities whose backward segments lack rows for an active profile or are newer than them."""
+    """Activities whose backward segments lack rows for an active profile, or whose rows no longer
+    match a backward segment (re-classified: gone, or a different gait, length or distance)."""
     return [r[0] for r in con.execute("""
         SELECT DISTINCT s.activity_id
         FROM segments s CROSS JOIN (SELECT profile, params_hash FROM equivalence_profiles WHERE active) p
@@ -340,7 +341,10 @@ def stale_activity_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
         SELECT DISTINCT e.activity_id FROM equivalence e
         WHERE e.segment_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.segment_id = e.segment_id
-                          AND s.direction = 'backward')
+                          AND s.direction = 'backward' AND s.gait = e.gait
+                          AND s.duration_s = e.backward_time_s
+                          AND s.distance_m IS NOT DISTINCT FROM e.backward_distance_m
+                          AND s.n_steps IS NOT DISTINCT FROM e.backward_steps)
         ORDER BY 1
     """).fetchall()]
 
