@@ -282,3 +282,7 @@ def evaluate(seed, n, corpus, workdir, json_path, layout, allow_dev_seed):
     click.echo(ev.format_report(rep))
     if json_path:
         json_path.write_text(rep.to_json())
+
+
+if __name__ == "__main__":
+    main()

@@ -37,11 +37,11 @@ class IngestResult:
     post_steps: dict[str, str] = field(default_factory=dict)
 
 
-def read_known(warehouse_path: Path) -> dict:
+def read_known(warehouse_path: Path, wait_s: float = 0.0) -> dict:
     """Paths and hashes already in the warehouse (empty when it does not exist yet)."""
     if not Path(warehouse_path).exists():
         return {"by_path": {}, "sha_to_path": {}}
-    con = warehouse.connect(warehouse_path, read_only=True, wait_s=60)
+    con = warehouse.connect(warehouse_path, read_only=True, wait_s=wait_s)
     try:
         if warehouse.schema_version(con) == 0:
             return {"by_path": {}, "sha_to_path": {}}
@@ -206,7 +206,7 @@ def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None
     workers = workers or min(2, os.cpu_count() or 1)
     root = staging_root(wpath)
     root.mkdir(parents=True, exist_ok=True)
-    known = read_known(wpath)
+    known = read_known(wpath, wait_s=lock_wait_s)
     staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
     result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
     try:
