@@ -264,3 +264,20 @@ def test_gpx_speed_from_positions_is_only_moderately_noisy(decoded):
         v = steady["speed_mps"].to_numpy()
         jitter = np.nanstd(np.diff(v)) / np.sqrt(2)
         assert 0.03 < jitter < 0.6, f.file     # wrist GPS at 1 Hz: SD ≈ 0.1-0.5 m/s (biomech.md §6.3)
+
+
+def test_fit_files_pass_the_garmin_sdk_integrity_check_and_summaries_match_records(sim):
+    from garmin_fit_sdk import Decoder, Stream
+
+    for f in [f for f in sim[1] if f.format == "fit"][:4]:   # the SDK decoder is slow: four files
+        data = bytearray(f.path.read_bytes())
+        assert Decoder(Stream.from_byte_array(data)).check_integrity(), f.file
+        msgs, errors = Decoder(Stream.from_byte_array(data)).read()
+        assert errors == []
+        rec, ses = msgs["record_mesgs"], msgs["session_mesgs"][0]
+        assert len(rec) == f.n_records
+        span = (rec[-1]["timestamp"] - rec[0]["timestamp"]).total_seconds()
+        assert ses["total_elapsed_time"] == pytest.approx(span)
+        assert ses["num_laps"] == len(msgs["lap_mesgs"])
+        assert sum(lap["total_elapsed_time"] for lap in msgs["lap_mesgs"]) == pytest.approx(span)
+        assert msgs["file_id_mesgs"][0]["serial_number"] == f.device_serial

@@ -68,7 +68,7 @@ def _summary(r: Rendered, lo: int, hi: int, a: Athlete, keep_only: bool = True) 
     sl = slice(lo, hi)
     k = r.keep[sl]
     dist = float(r.dist[hi - 1] - r.dist[lo]) if hi - 1 > lo else 0.0
-    elapsed = float(hi - lo)
+    elapsed = float(min(hi, r.n - 1) - lo)     # the last lap ends at the last record
     hr = r.hr[sl][k]
     hr = hr[np.isfinite(hr)]
     spd = r.speed[sl][k]
@@ -88,6 +88,8 @@ def _summary(r: Rendered, lo: int, hi: int, a: Athlete, keep_only: bool = True) 
         out["avg_cadence"] = int(np.floor(strides))
         out["avg_fractional_cadence"] = round(float(strides - np.floor(strides)), 3)
     alt = r.alt[sl][k]
+    if alt.size > 30:   # devices smooth altitude before summing climbs; raw noise would add up
+        alt = np.convolve(np.concatenate([np.full(15, alt[0]), alt, np.full(14, alt[-1])]), np.ones(30) / 30, "valid")
     d = np.diff(alt)
     out["total_ascent"] = int(round(d[d > 0].sum())) if d.size else 0
     out["total_descent"] = int(round(-d[d < 0].sum())) if d.size else 0
