@@ -134,7 +134,8 @@ def main() -> None:
         return
 
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, polars {pl.__version__}, numpy {np.__version__}")
+          f"Python {platform.python_version()}, polars {pl.__version__}, numpy {np.__version__}, "
+          f"load average {os.getloadavg()}")
     files: list[tuple[str, Path]] = []
     fit_dir = corpus_dir() / "fit"
     if fit_dir.is_dir():
@@ -170,7 +171,8 @@ def main() -> None:
             if not args.no_rss:
                 line += "   {:.0f}/{:.0f}/{:.0f}".format(*(peak_rss_mb(r, path) for r in ("baseline", "fast", "fitparse")))
             print(line, flush=True)
-        print(f"# ratio fitparse time / fast time: min {min(ratios):.0f}x, median {statistics.median(ratios):.0f}x")
+        print(f"# ratio fitparse time / fast time: min {min(ratios):.0f}x, median {statistics.median(ratios):.0f}x; "
+              f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -128,14 +128,20 @@ def build_archive(templates: list[Path], out: Path, n_files: int, base: dt.datet
     return total, paths
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process plus its finished children (the decode workers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def run_pipeline(folder: Path, wpath: Path, workers: int, post: bool) -> dict:
     """The ingest stages, timed separately (same calls as retroingest.ingest.ingest)."""
     root = ing.staging_root(wpath)
     root.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     known = ing.read_known(wpath)
     staged, n_unchanged = ing.decode_all(discover([folder]), root, known, workers=workers)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), cpu_s()
     res = ing.load_and_finish(wpath, staged, n_unchanged, "bench e2e", run_post_steps=False)
     t2 = time.perf_counter()
     post_status = {}
@@ -145,14 +151,14 @@ def run_pipeline(folder: Path, wpath: Path, workers: int, post: bool) -> dict:
     decoders = {}
     for s in staged:
         decoders[s.decoder] = decoders.get(s.decoder, 0) + 1
-    return {"decode_s": t1 - t0, "load_s": t2 - t1, "post_s": t3 - t2, "total_s": t3 - t0,
+    return {"decode_s": t1 - t0, "decode_cpu_s": c1 - c0, "load_s": t2 - t1, "post_s": t3 - t2, "total_s": t3 - t0,
             "records": res.n_records, "counts": res.counts, "post": post_status, "decoders": decoders}
 
 
 def show(label: str, r: dict) -> None:
     rec = r["records"] or 0
     print(f"{label:34} files {sum(r['counts'].values()):5d} records {rec:9,d} | decode {r['decode_s']:8.1f} s "
-          f"({rec / r['decode_s'] if r['decode_s'] else 0:10,.0f} rec/s) | load {r['load_s']:6.1f} s | "
+          f"({rec / r['decode_s'] if r['decode_s'] else 0:10,.0f} rec/s, CPU {r['decode_cpu_s']:.1f} s) | load {r['load_s']:6.1f} s | "
           f"post {r['post_s']:6.1f} s | total {r['total_s']:8.1f} s | {r['counts']} {r['decoders']} {r['post']}",
           flush=True)
 
@@ -168,7 +174,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=70_001)
     args = ap.parse_args()
     print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"workers {args.workers}, post steps {'off' if args.no_post else 'on'}")
+          f"workers {args.workers}, post steps {'off' if args.no_post else 'on'}, load average {os.getloadavg()}")
     tmp = Path(tempfile.mkdtemp(prefix="retroingest-bench-e2e-"))
     try:
         t = time.perf_counter()
@@ -222,6 +228,7 @@ def main() -> None:
         print(f"# whole archive with fitparse (estimated from the subset, {args.workers} workers): decode "
               f"{est_decode / 60:.0f} min, total {est_total / 60:.0f} min; measured with the columnar reader: "
               f"decode {full['decode_s']:.0f} s, total {full['total_s']:.0f} s")
+        print(f"# load average at the end: {os.getloadavg()}")
         print(f"# peak RSS: this process {rss_main:.0f} MB (loads run here), decode workers <= {rss_children:.0f} MB each")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -225,6 +225,7 @@ class _Contrib:
     enum: dict | None
     comp: Any = None               # fitparse ComponentField or None
     acc_src: int | None = None     # index into _Plan.acc_sources when the component accumulates
+    elem_kind: str | None = None   # for kind 'list' (an array field): 'int' or 'float' elements
 
 
 @dataclass
@@ -251,6 +252,9 @@ class _Plan:
     @property
     def wanted(self) -> bool:
         return bool(self.contribs) or bool(self.acc_sources)
+
+
+_DATE_TYPES = {"date_time", "local_date_time"}
 
 
 def _scalar_int(base: _Base, size: int) -> bool:
@@ -314,22 +318,26 @@ def _build_plan(endian: str, gnum: int, raw_fields: bytes) -> _Plan:
         f = mesg.fields.get(num)
         if f is None:
             continue
-        # value hazards: fitparse raises on these in any message, wanted or not
-        types = {_type_name(x) for _, x in _choices(f)}
-        for _, x in _choices(f):
-            for c in x.components or []:
-                types |= {_type_name(y) for _, y in _choices(mesg.fields[c.def_num])}
-                if c.accumulate:
-                    plan.resets.add((gnum, c.def_num))
-        if "localtime_into_day" in types:
+        # fitparse resets an accumulator when it reads a definition holding the (main) field
+        for c in f.components or []:
+            if c.accumulate:
+                plan.resets.add((gnum, c.def_num))
+        for sub in f.subfields or []:
+            if any(c.accumulate for c in sub.components or []):
+                raise Unsupported(f"{mesg.name}.{sub.name}: accumulating subfield component")
+        # value hazards: fitparse's processors raise on these in any message, wanted or not
+        direct = {_type_name(x) for _, x in _choices(f)}
+        via_comp = {_type_name(y) for _, x in _choices(f) for c in x.components or []
+                    for _, y in _choices(mesg.fields[c.def_num])}
+        if "localtime_into_day" in direct | via_comp:
             if f.subfields or f.components or f.scale or f.offset or not _scalar_int(base, size):
                 raise Unsupported(f"{mesg.name}.{f.name}: localtime_into_day layout")
             plan.checks.append((i, "localtime_into_day"))
             plan.needed.add(i)
-        if types & {"date_time", "local_date_time"}:
-            if not (_scalar_int(base, size) or base.kind == "byte" and not f.subfields
-                    and _type_name(f) not in ("date_time", "local_date_time")):
-                raise Unsupported(f"{mesg.name}.{f.name}: date_time field is not a scalar integer")
+        if direct & _DATE_TYPES and not _scalar_int(base, size):
+            raise Unsupported(f"{mesg.name}.{f.name}: date_time field is not a scalar integer")
+        if via_comp & _DATE_TYPES and not (_scalar_int(base, size) or base.kind == "byte"):
+            raise Unsupported(f"{mesg.name}.{f.name}: date_time component source layout")
         # contributions for wanted names, in fitparse's order: components first, then the field
         relevant = False
         for j, x in _choices(f):
@@ -368,10 +376,17 @@ def _build_plan(endian: str, gnum: int, raw_fields: bytes) -> _Plan:
                                                   enum, c, src))
                     plan.needed.add(i)
             if x.name in wanted:
-                if not _scalar_int(base, size):
-                    raise Unsupported(f"array field {mesg.name}.{x.name}: {size} bytes of base type 0x{base.ident:02x}")
                 kind, enum = _value_kind(x, x.scale, x.offset)
-                plan.contribs.append(_Contrib(x.name, i, j, None, None, kind, x.scale, x.offset, enum))
+                elem_kind = None
+                if not _scalar_int(base, size):
+                    # an array of integers: fitparse gives a tuple, element-wise invalid -> None
+                    if not (base.kind == "int" and base.size <= 4 and size > base.size
+                            and kind in ("int", "float") and not f.subfields and not x.components):
+                        raise Unsupported(f"wanted field {mesg.name}.{x.name}: {size} bytes "
+                                          f"of base type 0x{base.ident:02x}")
+                    kind, elem_kind = "list", kind
+                plan.contribs.append(_Contrib(x.name, i, j, None, None, kind, x.scale, x.offset, enum,
+                                              elem_kind=elem_kind))
                 plan.needed.add(i)
     for key in list(plan.sub_refs):
         for _, refs in plan.sub_refs[key]:
@@ -624,6 +639,8 @@ def _gather(bufnp: np.ndarray, offs: np.ndarray, plan: _Plan, idxs: set[int]) ->
         if base.kind == "int" and size == base.size:
             col = rows[:, o:o + size].copy().view(plan.endian + base.np_code)[:, 0]
             out[i] = col.astype(np.int64)
+        elif base.kind == "int" and size % base.size == 0:     # array: (k, n) elements
+            out[i] = rows[:, o:o + size].copy().view(plan.endian + base.np_code).astype(np.int64)
         elif base.kind == "byte":
             b = rows[:, o:o + size].astype(np.int64)
             val = np.zeros(k, dtype=np.int64)
@@ -661,9 +678,11 @@ def _selection(plan: _Plan, cols: dict, key: Any, k: int) -> np.ndarray:
 @dataclass
 class _Col:
     kind: str
-    values: np.ndarray
-    valid: np.ndarray
+    values: np.ndarray              # (k,) or, for kind 'list', (k, n)
+    valid: np.ndarray               # row has a value (for lists: the tuple exists)
     enum: dict | None = None
+    elem_valid: np.ndarray | None = None   # kind 'list': element is not the invalid sentinel
+    elem_kind: str | None = None
 
 
 def _component_raw(plan: _Plan, cols: dict, fidx: int, comp: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -710,22 +729,38 @@ def _decode_def(plan: _Plan, cols: dict, k: int, acc_vals: dict) -> dict[str, _C
             if ts is not None:
                 m = ts == c.target_choice
                 rowmask = m if rowmask is None else rowmask & m
+        elif c.kind == "list":   # a tuple is never None, so an array field always has a value
+            raw, valid = cols[c.fidx], np.ones(k, dtype=bool)
         else:
             raw, valid = cols[c.fidx], _valid(plan, cols, c.fidx)
         if rowmask is not None:
             valid = valid & rowmask
-        vals = _scaled(c.kind, raw, c.scale, c.offset)
+        vals = _scaled(c.elem_kind or c.kind, raw, c.scale, c.offset)
+        new = _Col(c.kind, vals, valid, c.enum,
+                   _valid(plan, cols, c.fidx) if c.kind == "list" else None, c.elem_kind)
         cur = out.get(c.name)
-        if cur is None:
-            out[c.name] = _Col(c.kind, vals, valid, c.enum)
+        if cur is None or not cur.valid.any():
+            out[c.name] = new
             continue
-        if cur.kind != c.kind or cur.enum is not c.enum:
-            raise Unsupported(f"column {c.name} mixes value kinds")
         fill = valid & ~cur.valid
-        if fill.any():
-            cur.values = np.where(fill, vals, cur.values)
-            cur.valid = cur.valid | fill
+        if not fill.any():
+            continue
+        if cur.kind != c.kind or cur.enum is not c.enum or c.kind == "list":
+            raise Unsupported(f"column {c.name} mixes value kinds")
+        cur.values = np.where(fill, vals, cur.values)
+        cur.valid = cur.valid | fill
     return out
+
+
+def _python_rows(col: _Col | None, k: int) -> list[Any]:
+    """Rows as the reference reader holds them: tuples for array fields, None where absent."""
+    if col is None or not col.valid.any():
+        return [None] * k
+    if col.kind != "list":
+        raise Unsupported("column mixes array and scalar values")
+    conv = float if col.elem_kind == "float" else int
+    return [tuple(conv(v) if ok else None for v, ok in zip(vals, oks)) if row_ok else None
+            for vals, oks, row_ok in zip(col.values, col.elem_valid, col.valid)]
 
 
 def _accumulate(w: _Walk, groups: dict[int, np.ndarray], cols_by_def: dict[int, dict]) -> dict:
@@ -817,8 +852,10 @@ def _compressed_ts(w: _Walk, groups: dict[int, np.ndarray], cols_by_def: dict[in
     return out_val, out_ok
 
 
-def _series(name: str, col: _Col | None, n: int) -> pl.Series:
+def _series(name: str, col: _Col | list | None, n: int) -> pl.Series:
     """A polars column typed as the reference reader's list-of-Python-values would infer it."""
+    if isinstance(col, list):
+        return pl.Series(name, col, strict=False)
     if name in _DATETIME_FIELDS:
         if col is None:
             return pl.Series(name, pa.nulls(n, type=pa.timestamp("us", tz="UTC")))
@@ -905,6 +942,12 @@ def _decode(data: bytes) -> FitMessages:
                 if proto is None:
                     proto = next((c for c, _ in present if c is not None), None)
                 if proto is None and not (fname == "timestamp" and cts is not None):
+                    continue
+                if proto is not None and proto.kind == "list":   # rare: build it as the reference does
+                    py = [v for c, k in present for v in _python_rows(c, k)]
+                    if perm is not None:
+                        py = [py[i] for i in perm]
+                    merged[fname] = py
                     continue
                 dtype = np.float64 if proto is not None and proto.kind == "float" else np.int64
                 if len(present) == 1 and present[0][0] is not None:
