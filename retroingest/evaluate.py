@@ -239,7 +239,7 @@ def summarise(items: Iterable[Scored]) -> dict[str, Any]:
 def _activity_segments(con, where: str = "", params: list | None = None) -> pl.DataFrame:
     """Activities (primary copies of foot sports) with their file path, and their segments."""
     acts = con.execute(
-        "SELECT a.activity_id, f.path, a.start_time, a.end_time, a.moving_time_s, a.sport "
+        "SELECT a.activity_id, f.path, a.start_time, a.end_time, a.moving_time_s, a.sport, a.has_cadence "
         "FROM activities a JOIN source_files f ON a.file_id = f.file_id "
         "WHERE a.duplicate_of IS NULL AND a.is_foot_sport " + where, params or []).pl()
     segs = con.execute(
@@ -318,17 +318,26 @@ def score_synthetic(sim_dir: Path, warehouse_paths: Path | list[Path]) -> list[S
     return out
 
 
-def corpus_selection(corpus: Path) -> list[Path]:
-    """Real forward runs: MANIFEST long_run_negative_candidate = true, plus other running files with cadence."""
-    m = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0)
-    running = pl.col("sport").str.to_lowercase().is_in(["running", "run", "9", "trail_running"])
-    sel = m.filter((pl.col("category") != "bad") & (
-        (pl.col("long_run_negative_candidate") == "true") | (running & (pl.col("has_cadence") == "true"))))
-    return [corpus / f for f in sel["file"].to_list()]
+def corpus_selection(corpus: Path) -> dict[str, list[Path]]:
+    """Real files for the false-positive rates, from the corpus MANIFEST.
+
+    ``runs``: long_run_negative_candidate = true, plus every other non-broken file whose sport
+    names running (multisport files included: only their running legs are scored) with cadence.
+    ``walks``: walking files with cadence (reported apart: a hard negative for backward walking).
+    """
+    m = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0).filter(pl.col("category") != "bad")
+    sport = pl.col("sport").fill_null("").str.to_lowercase()
+    cad = pl.col("has_cadence") == "true"
+    runs = m.filter((pl.col("long_run_negative_candidate") == "true") | ((sport.str.contains("run") | (sport == "9")) & cad))
+    walks = m.filter((sport == "walking") & cad)
+    return {"runs": [corpus / f for f in runs["file"].to_list()], "walks": [corpus / f for f in walks["file"].to_list()]}
 
 
-def score_corpus(files: list[Path], warehouse_path: Path) -> list[Scored]:
-    """Real forward runs: every predicted backward second is a false positive."""
+RUN_SPORTS = ("running", "trail_running", "generic", "training", "treadmill", "track")
+
+
+def score_corpus(files: list[Path], warehouse_path: Path, sports: tuple[str, ...] = RUN_SPORTS) -> list[Scored]:
+    """Real forward activities with cadence: every predicted backward second is a false positive."""
     from retroingest import warehouse
 
     con = warehouse.connect(warehouse_path, read_only=True, wait_s=30)
@@ -341,6 +350,8 @@ def score_corpus(files: list[Path], warehouse_path: Path) -> list[Scored]:
     for act in acts.iter_rows(named=True):
         path = act["path"]
         if path not in wanted and Path(path.split("!/")[-1]).name not in wanted:
+            continue
+        if act["sport"] not in sports or not act["has_cadence"]:
             continue
         t0 = act["start_time"]
         n = int((act["end_time"] - t0).total_seconds()) + 1
@@ -425,6 +436,7 @@ class Report:
     notes: list[str]
     headline: dict[str, Any] = field(default_factory=dict)
     fp_real_pooled: dict[str, Any] | None = None
+    fp_real_walks: dict[str, Any] | None = None
     calibration: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -548,9 +560,10 @@ def evaluate(seed: int = HELD_OUT_SEED, n: int = DEFAULT_N, corpus: Path | None 
     synthetic = score_synthetic(sim_dir, wh_paths)
     notes.append(f"classifier_version: {', '.join(_classifier_versions(wh_paths)) or 'no segments'}; "
                  f"code: {_git_describe()}")
-    real = real_pooled = None
+    real = real_pooled = real_walks = None
     if corpus is not None and (corpus / "MANIFEST.csv").exists():
-        cfiles = corpus_selection(corpus)
+        sel = corpus_selection(corpus)
+        cfiles = sel["runs"] + sel["walks"]
         # the corpus holds many people's watches: each device is its own athlete (headline);
         # the pooled variant (every file one athlete 'default') is reported beside it
         for mode in ("per_device", "default"):
@@ -560,16 +573,18 @@ def evaluate(seed: int = HELD_OUT_SEED, n: int = DEFAULT_N, corpus: Path | None 
             with _config_env(ccfg):
                 ingest_batches([cfiles], cwh, workers=workers)
                 notes.append(f"corpus ({mode}): " + _ensure_classified(cwh))
-            scored = score_corpus(cfiles, cwh)
             if mode == "per_device":
-                real = scored
+                real = score_corpus(sel["runs"], cwh)
+                real_walks = score_corpus(sel["walks"], cwh, sports=("walking",))
             else:
-                real_pooled = scored
-        notes.append(f"corpus: {len(cfiles)} files selected, {len(real)} foot-sport activities scored")
+                real_pooled = score_corpus(sel["runs"], cwh)
+        notes.append(f"corpus: {len(sel['runs'])} running files selected, {len(real)} running activities with "
+                     f"cadence scored; {len(sel['walks'])} walking files, {len(real_walks)} scored")
     else:
         notes.append("corpus not found: no real-run false-positive rate")
     rep = build_report(seed, n, synthetic, real, notes)
     rep.fp_real_pooled = fp_table(real_pooled) if real_pooled is not None else None
+    rep.fp_real_walks = fp_table(real_walks) if real_walks is not None else None
     return rep
 
 
@@ -630,6 +645,8 @@ def format_report(rep: Report) -> str:
         sets.append(("real corpus forward runs (one athlete per device)", rep.fp_real))
     if rep.fp_real_pooled:
         sets.append(("real corpus forward runs (all one athlete)", rep.fp_real_pooled))
+    if rep.fp_real_walks:
+        sets.append(("real corpus walks (reported apart)", rep.fp_real_walks))
     for name, t in sets:
         lines.append(f"| {name} | {t['n_activities']} | {t['moving_h']:.2f} | {t['fp_s']} | {_fmt(t['fp_per_moving_h'])} |")
     if rep.calibration:

@@ -222,7 +222,8 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     exp_ = np.where(run, a.run_cad_exp, a.walk_cad_exp)
     ratio = np.where(target > 0, speed / np.maximum(target, 0.1), 0.0)
     cad = np.where(moving, phase_cad * np.clip(ratio, 0.3, 2.0) ** exp_, 0.0)
-    cad = box(cad, 3) + ar_noise(rng, n, 5, 1.2) + rng.normal(0, 0.8, n)
+    # an unfamiliar gait is less regular: backward cadence wanders more (biomech §8, E)
+    cad = box(cad, 3) + ar_noise(rng, n, 5, 1.2) * np.where(backward, 1.8, 1.0) + rng.normal(0, 0.8, n)
     cad = np.where(box(moving.astype(float), 3) > 0.01, np.clip(cad, 0, None), 0.0)
     true_step = np.where(cad > 20, speed / np.maximum(cad, 1) * 60, np.nan)
 
