@@ -257,7 +257,7 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
 
 @main.command()
 @click.option("--seed", type=int, default=None, help="held-out seed [default: 20261123]; seeds < 10000 are dev seeds")
-@click.option("--n", "n", type=click.IntRange(1, 10_000), default=48, show_default=True, help="simulated files")
+@click.option("--n", "n", type=click.IntRange(1, 10_000), default=96, show_default=True, help="simulated files")
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="real corpus for the forward-run false-positive rate [default: ../shared/corpus]")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -270,7 +270,7 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
 def evaluate(seed, n, corpus, workdir, json_path, layout, allow_dev_seed):
     """Accuracy harness: simulate a held-out set, ingest + classify it, print precision/recall/F1 and FP rates.
 
-    Example: retroingest evaluate --seed 20261123 --n 48 --json accuracy.json
+    Example: retroingest evaluate --seed 20261123 --n 96 --json accuracy.json
     """
     from retroingest import evaluate as ev
 

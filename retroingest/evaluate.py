@@ -35,7 +35,7 @@ import polars as pl
 from retroingest.simulate import DEV_SEED_LIMIT, read_manifest, read_truth, simulate
 
 HELD_OUT_SEED = 20_261_123      # the default evaluation seed; never used in development
-DEFAULT_N = 48
+DEFAULT_N = 96
 MIN_EVENT_S = 30
 EVENT_OVERLAP = 0.5
 GAITS = ("stationary", "walk", "run")
@@ -234,6 +234,35 @@ def summarise(items: Iterable[Scored]) -> dict[str, Any]:
     return out
 
 
+def bootstrap_ci(items: list[Scored], n_boot: int = 1000, seed: int = 0, level: float = 0.9) -> dict[str, list[float]]:
+    """Percentile intervals for the headline metrics, resampling whole activities (sessions).
+
+    Seconds within a session are not independent; resampling sessions gives honest widths.
+    """
+    if not items:
+        return {}
+    per = np.array([[int((s.truth_bwd & s.pred_bwd).sum()), int((~s.truth_bwd & s.pred_bwd).sum()),
+                     int((s.truth_bwd & ~s.pred_bwd).sum())] for s in items], dtype=float)
+    ev = [event_score(s.truth_bwd, s.pred_bwd) for s in items]
+    evc = np.array([[e.n_true, e.n_found] for e in ev], dtype=float)
+    neg = np.array([s.kind == "negative" for s in items])
+    fwd_mv = np.array([(s.moving & ~s.truth_bwd).sum() / 3600 for s in items])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(items), size=(n_boot, len(items)))
+    tp, fp, fn = (per[idx, j].sum(axis=1) for j in range(3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = 2 * tp / (2 * tp + fp + fn)
+        er = evc[idx, 1].sum(axis=1) / evc[idx, 0].sum(axis=1)
+        fpn = (per[idx, 1] * neg[idx]).sum(axis=1) / (fwd_mv[idx] * neg[idx]).sum(axis=1)
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    out = {}
+    for name, v in (("backward_f1", f1), ("event_recall", er), ("fp_per_h_synthetic_negatives", fpn)):
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[name] = [float(x) for x in np.percentile(v, q)]
+    return out
+
+
 # ----------------------------------------------------------------------------- the pipeline
 
 def _activity_segments(con, where: str = "", params: list | None = None) -> pl.DataFrame:
@@ -286,7 +315,9 @@ def score_synthetic(sim_dir: Path, warehouse_paths: Path | list[Path]) -> list[S
     """Score every simulated activity in the warehouse(s) against its truth CSV."""
     from retroingest import warehouse
 
-    manifest = read_manifest(sim_dir / "manifest.csv")
+    manifest = read_manifest(sim_dir / "manifest.csv").with_columns(
+        # 1 = the athlete's first session (population priors only), 2 = second, ...
+        pl.col("start_time").rank("ordinal").over("athlete_id").cast(pl.Int64).alias("session_rank"))
     parts = []
     for wp in ([warehouse_paths] if isinstance(warehouse_paths, (str, Path)) else warehouse_paths):
         con = warehouse.connect(wp, read_only=True, wait_s=30)
@@ -313,7 +344,7 @@ def score_synthetic(sim_dir: Path, warehouse_paths: Path | list[Path]) -> list[S
         out.append(Scored(file=m["file"], scenario=m["scenario"], kind=m["kind"], truth_gait=tg, truth_bwd=tb,
                           pred_gait=pg, pred_bwd=pb, moving=tg > 0, confidence=conf,
                           info={k: m[k] for k in ("format", "has_cadence", "has_hr", "has_gps", "sampling",
-                                                  "athlete_id", "venue", "sub_sport")}
+                                                  "athlete_id", "venue", "sub_sport", "session_rank")}
                           | {"ingested": act is not None}))
     return out
 
@@ -438,6 +469,7 @@ class Report:
     fp_real_pooled: dict[str, Any] | None = None
     fp_real_walks: dict[str, Any] | None = None
     calibration: list[dict[str, Any]] = field(default_factory=list)
+    intervals_90: dict[str, list[float]] = field(default_factory=dict)   # bootstrap over sessions
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, default=str)
@@ -452,7 +484,7 @@ def build_report(seed: int, n: int, synthetic: list[Scored], real: list[Scored] 
     by_scenario = {sc: summarise([s for s in synthetic if s.scenario == sc])
                    for sc in sorted({s.scenario for s in synthetic})}
     by_condition = {}
-    for key in ("format", "has_cadence", "has_hr", "sampling", "venue"):
+    for key in ("format", "has_cadence", "has_hr", "sampling", "venue", "session_rank"):
         for val in sorted({str(s.info.get(key)) for s in synthetic}):
             by_condition[f"{key}={val}"] = summarise([s for s in synthetic if str(s.info.get(key)) == val])
     fp_neg = fp_table(negatives)
@@ -467,6 +499,7 @@ def build_report(seed: int, n: int, synthetic: list[Scored], real: list[Scored] 
         fp_real=fp_real, notes=notes,
     )
     rep.calibration = reliability(synthetic)
+    rep.intervals_90 = bootstrap_ci(synthetic)
     rep.headline = {
         "backward_f1": overall.get("f1"),
         "backward_precision": overall.get("precision"),
@@ -617,7 +650,9 @@ def format_report(rep: Report) -> str:
     ]:
         tgt = TARGETS.get(key)
         ok = meets(h.get(key), tgt) if tgt else None
-        lines.append(f"| {label} | {_fmt(h.get(key), pct)} | {'' if not tgt else tgt[0] + ' ' + str(tgt[1])} | "
+        ci = rep.intervals_90.get(key)
+        val = _fmt(h.get(key), pct) + (f" (90 %: {ci[0]:.2f}–{ci[1]:.2f})" if ci else "")
+        lines.append(f"| {label} | {val} | {'' if not tgt else tgt[0] + ' ' + str(tgt[1])} | "
                      f"{'' if ok is None else ('yes' if ok else 'NO')} |")
     lines += ["", f"backward seconds: {o.get('backward_s')} (run {o.get('backward_run_s')}, walk "
               f"{o.get('backward_walk_s')}); events >= {MIN_EVENT_S} s: {o.get('events_true')} true, "

@@ -167,3 +167,15 @@ def test_confidence_calibration_bins_share_correct():
     rows = {(r["predicted"], r["bin"]): r for r in reliability([s])}
     assert rows[("backward", "[0.60, 0.70]")]["accuracy"] == pytest.approx(0.5)
     assert rows[("forward", "[0.95, 1.00]")]["accuracy"] == 1.0
+
+
+def test_bootstrap_interval_brackets_the_point_estimate():
+    from retroingest.evaluate import bootstrap_ci
+
+    items = [_scored(f"b{i}", "backward", [(100, 400)], [(100 + 10 * i, 400)]) for i in range(8)]
+    items += [_scored(f"n{i}", "negative", [], [(0, 5 * i)]) for i in range(4)]
+    ci = bootstrap_ci(items, n_boot=300)
+    point = summarise(items)["f1"]
+    assert ci["backward_f1"][0] <= point <= ci["backward_f1"][1]
+    assert ci["backward_f1"][1] - ci["backward_f1"][0] > 0
+    assert ci["event_recall"] == [1.0, 1.0]
