@@ -22,7 +22,7 @@ from typing import Any, Iterable
 # Population priors, each with its source (biomech.md section 8 / DOMAIN.md table).
 PRIOR_RUN_SPEED_MPS = 3.0        # easy FR 3.04 ± 0.28 m/s (de Ruiter 2019) [P]
 PRIOR_RUN_CADENCE_SPM = 165.0    # 165 ± 8 spm (de Ruiter 2019) [P]
-PRIOR_RUN_BETA = 0.15            # Cavanagh & Kram 1989 [P-derived]; corpus within-run median 0.12
+PRIOR_RUN_BETA = 0.12            # Cavanagh & Kram 1989 [P-derived]; corpus within-run median 0.12
 PRIOR_WALK_SPEED_MPS = 1.35      # 1.35 ± 0.15 m/s (Bohannon 2011; Andrews) [P]
 PRIOR_WALK_CADENCE_SPM = 110.0   # 108.6 spm (Umberger 2007) [P]
 PRIOR_WALK_BETA = 0.45           # [E] walking step length and cadence both rise with speed

@@ -130,7 +130,8 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
         walk_off, walk_sd, walk_bimodal = 0.0, p.walk_sd_fwd, False
         if walk_ok.sum() >= 60:
             walk_off, _, walk_sd, walk_bimodal = _forward_cluster(
-                r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13)
+                r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13,
+                smooth=0.018)
         m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd, walk_bimodal=walk_bimodal)
         # the athlete's forward speeds today (backward faster than these is implausible)
         fr_sel = run_ok & (r_run - run_off < p.run_shift / 2)
@@ -159,11 +160,12 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
             m.hr_b, m.hr_c = gain, drift
             m.hr_walk_ok = bool((ok & walk_ok).sum() > (ok & run_ok).sum())
             m.hr_a = float(np.median(y - gain * x - drift * th))
-            # re-centre on all moving records (backward is the minority of moving time)
-            mov = (v >= 0.5) & ~np.isnan(hr) & ~np.isnan(f.v_lag[sl])
+            # re-centre on the forward cluster of all steady moving records: forward is the
+            # cheapest gait, so its HR residuals form the lowest well-populated peak
+            mov = (v >= 0.5) & steady & ~np.isnan(hr) & ~np.isnan(f.v_lag[sl])
             res = hr[mov] - (m.hr_a + gain * f.v_lag[sl][mov] + drift * f.t[sl][mov] / 3600.0)
-            if res.size:
-                m.hr_a += float(np.quantile(res, 0.4))
+            if res.size >= 60:
+                m.hr_a += _lowest_peak(res, f.dt[sl][mov], step=1.0, smooth=3.0, min_mass=0.25)
         gct = f.gct[sl]
         gok = run_ok & (r_run - run_off < p.run_shift / 2) & ~np.isnan(gct)
         if gok.sum() >= 60:
@@ -172,13 +174,47 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     return out
 
 
+def _lowest_peak(x: np.ndarray, w: np.ndarray, step: float, smooth: float, min_mass: float) -> float:
+    """Centre of the lowest peak holding >= min_mass of the (time-weighted) values of x."""
+    lo = float(np.quantile(x, 0.01)) - 3 * smooth
+    idx = np.clip(((x - lo) / step).astype(np.int64), 0, 999)
+    h = np.bincount(idx, weights=w, minlength=1000)
+    half = int(3 * smooth / step)
+    ker = np.exp(-0.5 * (np.arange(-half, half + 1) * step / smooth) ** 2)
+    hs = np.convolve(h, ker, "same")
+    peaks = np.flatnonzero((hs[1:-1] >= hs[:-2]) & (hs[1:-1] > hs[2:])) + 1
+    cum = np.concatenate(([0.0], np.cumsum(h)))
+    win = max(1, int(2 * smooth / step))
+    mass = (cum[np.minimum(peaks + win + 1, h.size)] - cum[np.maximum(peaks - win, 0)]) / max(h.sum(), 1e-9)
+    sig = peaks[mass >= min_mass]
+    k = int(sig.min()) if sig.size else int(np.argmax(hs))
+    return lo + (k + 0.5) * step
+
+
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
 _HIST_X = HIST_LO + HIST_STEP * np.arange(HIST_N)
-_KERNEL = np.exp(-0.5 * (np.arange(-6, 7) * HIST_STEP / 0.01) ** 2)
+
+
+def _mixture_ll(h: np.ndarray, o: float, shift: float, sd: float) -> float:
+    """Log-likelihood of a residual histogram under forward N(o, sd) + backward N(o + shift, sd)
+    + 3 % uniform outliers, with the backward share fitted by a few EM steps."""
+    x = _HIST_X
+    lf = np.exp(-0.5 * ((x - o) / sd) ** 2) / (sd * 2.5066)
+    sb = sd
+    lb = np.exp(-0.5 * ((x - o - shift) / sb) ** 2) / (sb * 2.5066)
+    out = 0.03 / (HIST_STEP * HIST_N)
+    pi = 0.3
+    tot = max(h.sum(), 1e-9)
+    for _ in range(8):
+        mix = 0.97 * ((1 - pi) * lf + pi * lb) + out
+        pi = float(np.clip((h * 0.97 * pi * lb / mix).sum() / tot, 1e-3, 1 - 1e-3))
+    mix = 0.97 * ((1 - pi) * lf + pi * lb) + out
+    # records are far from independent (smoothing windows, slow drifts): count ~1 per 20 s
+    return float((h * np.log(mix)).sum() / 20.0)
 
 
 def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float, prior_back: float,
-                     sd_floor: float, sd_cap: float) -> tuple[float, float, float, bool]:
+                     sd_floor: float, sd_cap: float, smooth: float = 0.01) -> tuple[float, float, float, bool]:
     """Forward offset, backward share and forward spread of an activity's cadence residuals.
 
     A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
@@ -191,11 +227,13 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     idx = np.clip(np.round((r - HIST_LO) / HIST_STEP).astype(np.int64), 0, HIST_N - 1)
     h = np.bincount(idx, weights=w, minlength=HIST_N)
     total = h.sum()
-    hs = np.convolve(h, _KERNEL, "same")
+    half = int(round(3 * smooth / HIST_STEP))
+    hs = np.convolve(h, np.exp(-0.5 * (np.arange(-half, half + 1) * HIST_STEP / smooth) ** 2), "same")
     inner = (hs[1:-1] >= hs[:-2]) & (hs[1:-1] > hs[2:])
     peaks = np.flatnonzero(inner) + 1
     cum = np.concatenate(([0.0], np.cumsum(h)))
-    mass = (cum[np.minimum(peaks + 6, HIST_N)] - cum[np.maximum(peaks - 5, 0)]) / max(total, 1e-9)
+    win = int(round(2.5 * smooth / HIST_STEP))
+    mass = (cum[np.minimum(peaks + win + 1, HIST_N)] - cum[np.maximum(peaks - win, 0)]) / max(total, 1e-9)
     sig = peaks[mass >= 0.10]
     top = int(np.argmax(hs))
     low = int(sig.min()) if sig.size else top
@@ -203,11 +241,20 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     if o_top - o_low >= 0.025:
         o = o_low
     else:
+        # one dominant peak: forward at o_top, or backward at o_top (forward would then sit one
+        # shift lower). A small separate cluster one shift *above* the peak (a few backward reps)
+        # says forward; otherwise the baseline's prior on this athlete's forward locus decides,
+        # because a single cluster looks the same either way.
+        m_above = float(h[(_HIST_X > o_top + 0.6 * shift) & (_HIST_X < o_top + 1.8 * shift)].sum() / max(total, 1e-9))
+        m_below = float(h[(_HIST_X < o_top - 0.6 * shift) & (_HIST_X > o_top - 1.8 * shift)].sum() / max(total, 1e-9))
         lf = -0.5 * (o_top / prior_sd) ** 2 - math.log(prior_sd)
         sdb = math.hypot(prior_sd, 0.05)
         lb = -0.5 * ((o_top - shift) / sdb) ** 2 - math.log(sdb)
         logit = lb - lf + math.log(prior_back / (1.0 - prior_back))
-        o = o_top - shift if logit > 0 else o_top
+        if m_above >= 0.03 and m_above > 2 * m_below:
+            logit = -1.0
+        score = [0.0, logit]
+        o = o_top if score[0] >= score[1] else o_top - shift
     back_share = float(h[_HIST_X > o + 0.5 * shift].sum() / max(total, 1e-9))
     near = (r > o - 0.12) & (r < o + 0.4 * shift)
     if near.sum() >= 20:
