@@ -38,16 +38,21 @@ def road_session() -> list[Bout]:
             Bout(300, 1.0, 100, gait="walk", direction="backward", context="road")]  # 5 min walk: flagged
 
 
-@pytest.fixture
-def populated(con):
-    """Three weeks: week 1 track intervals, week 2 nothing, week 3 a road session; plus copies."""
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory):
+    """Three weeks: week 1 track intervals, week 2 nothing, week 3 a road session; plus copies.
+
+    Built once for the module: the tests using it only read.
+    """
+    con = warehouse.connect(tmp_path_factory.mktemp("views") / "retro.duckdb")
     add_activity(con, 1, T0, interval_session(), body_mass_kg=70.0)
     add_activity(con, 2, T0 + dt.timedelta(days=15), road_session(), sub_sport="road")
     add_activity(con, 3, T0 + dt.timedelta(days=16), [Bout(1800, 3.0, 166, context="road")], sub_sport="road")
     # a GPX copy of activity 1: must never be counted twice
     add_activity(con, 11, T0, interval_session(), duplicate_of=1)
     compute_equivalence(con, config={})
-    return con
+    yield con
+    con.close()
 
 
 def test_views_read_only_primary_activities(populated):
