@@ -41,6 +41,7 @@ class ReportData:
     road_bouts: list[dict[str, Any]]
     activities: list[dict[str, Any]]
     details: list[ActivityDetail]
+    profiles: list[dict[str, Any]] = field(default_factory=list)
     focus: int | None = None   # one activity only (--activity): the overview sections are left out
 
 
@@ -134,6 +135,14 @@ def gather(con: duckdb.DuckDBPyConnection, activity_id: int | None = None,
                sum(n_segments) AS n_segments, max(longest_bout_s) AS longest_bout_s
         FROM v_backward_by_context GROUP BY context ORDER BY backward_time_s DESC""")
     road_bouts = _dicts(con, "SELECT * FROM v_safety_road_bouts")
+    profiles = _dicts(con, """
+        SELECT p.profile, p.source, p.description, p.run_distance_ratio, p.walk_distance_ratio, p.energy_model,
+               count(e.activity_id) AS n_activities, sum(e.backward_distance_m) AS backward_distance_m,
+               sum(e.fwd_distance_m) AS fwd_distance_m, sum(e.fwd_steps) AS fwd_steps,
+               sum(e.energy_kcal) AS energy_kcal
+        FROM equivalence_profiles p
+        LEFT JOIN v_equivalence e ON e.profile = p.profile AND e.params_hash = p.params_hash AND e.level = 'activity'
+        WHERE p.active GROUP BY ALL ORDER BY p.source, p.profile""")
     activities = _dicts(con, """
         SELECT * FROM v_activity_backward WHERE n_backward_segments > 0
         ORDER BY start_time DESC""")
@@ -146,4 +155,4 @@ def gather(con: duckdb.DuckDBPyConnection, activity_id: int | None = None,
                 "SELECT activity_id FROM v_activity_backward ORDER BY start_time DESC LIMIT 3").fetchall()]
     details = [d for d in (activity_detail(con, i) for i in ids) if d is not None]
     return ReportData(dt.datetime.now(dt.timezone.utc), totals, weekly, claims_totals, by_context,
-                      road_bouts, activities, details, focus=activity_id)
+                      road_bouts, activities, details, profiles=profiles, focus=activity_id)

@@ -234,6 +234,16 @@ def _claims(d: ReportData) -> str:
         if any(r["body_mass_assumed"] for r in mine):
             out.append('<p class="note warn">Some energy figures assume a body mass of 70 kg: the file had none '
                        'and no <code>[athletes.&lt;id&gt;] body_mass_kg</code> is configured.</p>')
+    if d.profiles:
+        prow = [[f"<code>{escape(p['profile'])}</code>", escape(p["source"]), escape(p["description"] or ""),
+                 escape(f"×{p['run_distance_ratio']:g} / ×{p['walk_distance_ratio']:g}"), escape(p["energy_model"]),
+                 escape(km(p["fwd_distance_m"])), escape(num(p["fwd_steps"])), escape(num(p["energy_kcal"], 0, "kcal"))]
+                for p in d.profiles]
+        out.append("<h3>Every active profile</h3>" + _table(
+            [("profile", False), ("source", False), ("description", False), ("distance run / walk", False),
+             ("energy", False), ("forward-equivalent", True), ("steps", True), ("energy", True)], prow,
+            "profiles-table") + '<p class="muted">Add or change profiles in <code>retroingest.toml</code> '
+            '(<code>[profiles.&lt;name&gt;]</code>, docs/METRICS.md); the next report recomputes.</p>')
     out.append('<p class="muted">Time: at a self-selected speed, one minute of backward running is worth about one '
                'minute of easy forward running (±15 %); heart-rate load (TRIMP) is shown per activity where HR '
                'exists.</p></section>')
