@@ -99,12 +99,27 @@ def _wmean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         return np.where(cnt > 0, (cs[hi] - cs[lo]) / np.maximum(cnt, 1), np.nan)
 
 
+def _wmean2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Column-wise :func:`_wmean` of an (N, k) array over the same windows."""
+    ok = ~np.isnan(x)
+    cs = np.zeros((x.shape[0] + 1, x.shape[1]))
+    np.cumsum(np.where(ok, x, 0.0), axis=0, out=cs[1:])
+    cn = np.zeros((x.shape[0] + 1, x.shape[1]))
+    np.cumsum(ok, axis=0, out=cn[1:])
+    cnt = cn[hi] - cn[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, (cs[hi] - cs[lo]) / np.maximum(cnt, 1), np.nan)
+
+
 def compute(records: pl.DataFrame) -> Features:
     """Features for a frame holding COLUMNS, sorted by activity_id then elapsed_s."""
     def col(name: str) -> np.ndarray:
         if name not in records.columns:
             return np.full(records.height, np.nan)
-        return records[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        ser = records[name]
+        if ser.dtype != pl.Float64:
+            ser = ser.cast(pl.Float64)
+        return ser.to_numpy()  # nulls become NaN
 
     aid = records["activity_id"].to_numpy()
     n = aid.size
@@ -148,12 +163,13 @@ def compute(records: pl.DataFrame) -> Features:
     lat, lon = col("lat_deg"), col("lon_deg")
 
     lo5, hi5 = grid.window(5.0, 5.0)
-    v = _wmean(speed, lo5, hi5)
     lo4, hi4 = grid.window(4.0, 4.0)
-    c = _wmean(cad, lo4, hi4)
-    gct_s = _wmean(gct, lo4, hi4)
-    alt_s = _wmean(alt, lo5, hi5)
-
+    has_gct = not np.isnan(gct).all()
+    v, alt_s = _wmean2(np.column_stack((speed, alt)), lo5, hi5).T
+    if has_gct:
+        c, gct_s = _wmean2(np.column_stack((cad, gct)), lo4, hi4).T
+    else:
+        c, gct_s = _wmean(cad, lo4, hi4), np.full(n, np.nan)
     # grade: altitude change over distance in a ±20 s window, only when it covers >= 20 m
     lo20, hi20 = grid.window(20.0, 20.0)
     hi20 = hi20 - 1

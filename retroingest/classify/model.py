@@ -131,7 +131,7 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
         if walk_ok.sum() >= 60:
             walk_off, _, walk_sd, walk_bimodal = _forward_cluster(
                 r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13,
-                smooth=0.018)
+                smooth=0.018, min_mass=WALK_MIN_MASS, valley_ratio=WALK_VALLEY)
         m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd, walk_bimodal=walk_bimodal)
         # the athlete's forward speeds today (backward faster than these is implausible)
         fr_sel = run_ok & (r_run - run_off < p.run_shift / 2)
@@ -149,14 +149,20 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
             th = f.t[sl][ok] / 3600.0
             y = hr[ok]
             gain = bl.hr_gain_bpm_per_mps
-            if np.std(x) >= 0.2 and ok.sum() >= 300:
-                A = np.column_stack([np.ones_like(x), x, th])
-                coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+            nok = x.size
+            xm, ym, tm = x.mean(), y.mean(), th.mean()
+            xc, yc, tc = x - xm, y - ym, th - tm
+            sxx, stt, sxt = xc @ xc, tc @ tc, xc @ tc
+            if sxx >= nok * 0.04 and nok >= 300:
+                # least squares of HR on (lagged speed, time), closed form for two regressors
+                sxy, sty = xc @ yc, tc @ yc
+                det = sxx * stt - sxt * sxt
+                b_fit = (sxy * stt - sty * sxt) / det if det > 1e-9 else sxy / sxx
                 # shrink the gain toward the baseline; keep drift non-negative and bounded
-                gain = float(np.clip(0.5 * coef[1] + 0.5 * gain, 10.0, 40.0))
+                gain = float(np.clip(0.5 * b_fit + 0.5 * gain, 10.0, 40.0))
             drift = 0.0
-            if th.max() - th.min() > 0.5:
-                drift = float(np.clip(np.polyfit(th, y - gain * x, 1)[0], 0.0, 15.0))
+            if stt > nok * (0.5 / 3.46) ** 2:  # the fitted stretch spans more than ~0.5 h
+                drift = float(np.clip((tc @ (yc - gain * xc)) / stt, 0.0, 15.0))
             m.hr_b, m.hr_c = gain, drift
             m.hr_walk_ok = bool((ok & walk_ok).sum() > (ok & run_ok).sum())
             m.hr_a = float(np.median(y - gain * x - drift * th))
@@ -192,6 +198,7 @@ def _lowest_peak(x: np.ndarray, w: np.ndarray, step: float, smooth: float, min_m
 
 
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
+WALK_MIN_MASS, WALK_VALLEY = 0.10, 0.6
 _HIST_X = HIST_LO + HIST_STEP * np.arange(HIST_N)
 
 
@@ -214,7 +221,8 @@ def _mixture_ll(h: np.ndarray, o: float, shift: float, sd: float) -> float:
 
 
 def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float, prior_back: float,
-                     sd_floor: float, sd_cap: float, smooth: float = 0.01) -> tuple[float, float, float, bool]:
+                     sd_floor: float, sd_cap: float, smooth: float = 0.01, min_mass: float = 0.10,
+                     valley_ratio: float = 0.6) -> tuple[float, float, float, bool]:
     """Forward offset, backward share and forward spread of an activity's cadence residuals.
 
     A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
@@ -234,7 +242,7 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     cum = np.concatenate(([0.0], np.cumsum(h)))
     win = int(round(2.5 * smooth / HIST_STEP))
     mass = (cum[np.minimum(peaks + win + 1, HIST_N)] - cum[np.maximum(peaks - win, 0)]) / max(total, 1e-9)
-    sig = peaks[mass >= 0.10]
+    sig = peaks[mass >= min_mass]
     top = int(np.argmax(hs))
     low = int(sig.min()) if sig.size else top
     o_low, o_top = float(_HIST_X[low]), float(_HIST_X[top])
@@ -269,7 +277,7 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     for pk in sig:
         if _HIST_X[pk] - o >= 0.5 * shift and pk > k0:
             valley = hs[k0:pk + 1].min()
-            if valley < 0.6 * min(hs[k0], hs[pk]):
+            if valley < valley_ratio * min(hs[k0], hs[pk]):
                 bimodal = True
     return o, back_share, sd, bimodal
 
