@@ -128,12 +128,14 @@ class DeviceConfig:
     gps_pos_sd_m: float
     gps_pos_tau_s: float
     gps_speed_sd: float
+    gps_jitter_m: float            # white per-fix position noise (m), on top of the slow error
     speed_lag_s: int
     pod_calibration: float
     pod_backward_factor: float
     hr_noise_sd: float
     gpx_cadence_convention: str = ""   # strides_per_min | steps_per_min (GPX only)
     hr_lock: tuple[float, int] | None = None   # cadence lock: (start as a fraction of the session, length s)
+    dropouts: bool = True          # False: no missing stretches or record gaps (unit tests)
 
 
 def draw_config(rng: np.random.Generator, athlete: Athlete, session: Session, fmt: str) -> DeviceConfig:
@@ -151,11 +153,12 @@ def draw_config(rng: np.random.Generator, athlete: Athlete, session: Session, fm
         auto_pause=(not treadmill) and rng.uniform() < 0.2,
         gps_pos_sd_m=float(rng.uniform(3.0, 7.0) if trail else rng.uniform(1.0, 4.0)),
         gps_pos_tau_s=float(rng.uniform(15, 90)),
-        gps_speed_sd=float(rng.uniform(0.2, 0.45) if trail else rng.uniform(0.06, 0.3)),
+        gps_speed_sd=float(rng.uniform(0.15, 0.4) if trail else rng.uniform(0.05, 0.25)),
+        gps_jitter_m=float(rng.uniform(0.5, 1.5) if trail else rng.uniform(0.15, 0.8)),
         speed_lag_s=int(rng.integers(0, 3)),
         pod_calibration=float(rng.uniform(0.95, 1.05)),
         pod_backward_factor=float(rng.uniform(0.85, 1.15)),   # foot-pod algorithms assume forward
-        hr_noise_sd=float(rng.uniform(0.8, 2.5)),
+        hr_noise_sd=float(rng.uniform(0.5, 1.5)),
         gpx_cadence_convention=(str(rng.choice(["strides_per_min", "steps_per_min"])) if fmt == "gpx" else ""),
     )
 
@@ -211,6 +214,20 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     # --- true speed: target, slow within-bout variation, acceleration ramps at the switches
     var_sd = np.where(gait == 1, 0.04, 0.03) * (0.2 if treadmill else 1.0)
     speed = target * (1 + ar_noise(rng, n, 30, 1.0) * var_sd)
+    if not treadmill:
+        # outdoor forward running has brief slowdowns (crossings, turns, a drink): 5-20 s at
+        # 0.5-0.85 × speed while cadence drops less, so steps shorten as they do in real runs
+        # (corpus runs: ~9 % of records below 0.85 × the median step)
+        slow = np.ones(n)
+        fwd_run = run & ~backward
+        for _ in range(int(rng.poisson(fwd_run.sum() / 180))):
+            k = int(rng.integers(0, n))
+            if fwd_run[k]:
+                slow[k: k + int(rng.integers(5, 21))] = rng.uniform(0.5, 0.85)
+        slow = np.where(fwd_run, slow, 1.0)
+        speed = speed * slow
+    else:
+        slow = np.ones(n)
     speed = np.clip(box(speed, 7 if treadmill else 5), 0.0, None)
 
     # --- true cadence: each phase's cadence from the athlete's laws, following speed weakly
@@ -221,9 +238,13 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     ])[phase_of]
     exp_ = np.where(run, a.run_cad_exp, a.walk_cad_exp)
     ratio = np.where(target > 0, speed / np.maximum(target, 0.1), 0.0)
+    ratio = ratio / np.sqrt(box(slow, 5))      # cadence keeps half the slowdown (in log terms)
     cad = np.where(moving, phase_cad * np.clip(ratio, 0.3, 2.0) ** exp_, 0.0)
     # an unfamiliar gait is less regular: backward cadence wanders more (biomech §8, E)
-    cad = box(cad, 3) + ar_noise(rng, n, 5, 1.2) * np.where(backward, 1.8, 1.0) + rng.normal(0, 0.8, n)
+    # slow wander (terrain, fatigue; τ 60 s) + short-term jitter; calibrated on the corpus runs
+    # (within-run cadence SD ≈ 4-7 spm, 1 s differences ≈ 2 spm)
+    cad = cad * (1 + ar_noise(rng, n, 60, 0.015))
+    cad = box(cad, 3) + ar_noise(rng, n, 5, 1.2) * np.where(backward, 1.8, 1.0) + rng.normal(0, 1.5, n)
     cad = np.where(box(moving.astype(float), 3) > 0.01, np.clip(cad, 0, None), 0.0)
     true_step = np.where(cad > 20, speed / np.maximum(cad, 1) * 60, np.nan)
 
@@ -238,7 +259,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     hr_ss += np.where(backward & run, a.br_hr_surcharge, 0.0) + np.where(backward & (gait == 1), a.bw_hr_surcharge, 0.0)
     hr_ss += np.cumsum(moving) / 60.0 * rng.uniform(0.05, 0.25)     # cardiac drift, bpm per moving minute
     hr_ss = np.minimum(hr_ss, a.hr_max)
-    hr = lag(hr_ss, a.hr_tau_s, x0=a.hr_rest + 15) + ar_noise(rng, n, 4, cfg.hr_noise_sd)
+    hr = lag(hr_ss, a.hr_tau_s, x0=a.hr_rest + 15) + ar_noise(rng, n, 6, cfg.hr_noise_sd)
 
     # --- path, position and altitude
     p = np.cumsum(speed * sign)
@@ -251,14 +272,16 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     alt_true = rng.uniform(0, 900) + (0.0 if treadmill else np.cumsum(speed * grade))
     alt = alt_true + ar_noise(rng, n, 20, 0.3)
     if cfg.has_gps:
-        x = x + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
-        y = y + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m)
+        x = x + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m) + rng.normal(0, cfg.gps_jitter_m, n)
+        y = y + gps_error(rng, n, cfg.gps_pos_tau_s, cfg.gps_pos_sd_m) + rng.normal(0, cfg.gps_jitter_m, n)
         lat0, lon0 = a.home
         lat0 += rng.uniform(-0.03, 0.03)
         lon0 += rng.uniform(-0.03, 0.03)
         lat = lat0 + y / M_PER_DEG_LAT
         lon = lon0 + x / (M_PER_DEG_LAT * np.cos(np.radians(lat0)))
         gps_out = stretches(rng, n, int(rng.integers(1, 4)) if rng.uniform() < 0.3 else 0, 10, 60)
+        gps_out &= cfg.dropouts
+        gps_out[0] = gps_out[-1] = False     # a GPX track starts and ends with a fix
         lat[gps_out] = np.nan
         lon[gps_out] = np.nan
     else:
@@ -268,8 +291,8 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     # --- recorded speed: Doppler GPS (noise, latency; apparent speed while standing) or foot pod
     if cfg.has_gps:
         lagged = np.concatenate([np.full(cfg.speed_lag_s, speed[0]), speed])[:n]
-        n1 = ar_noise(rng, n, 3, cfg.gps_speed_sd)
-        n2 = ar_noise(rng, n, 3, cfg.gps_speed_sd)
+        n1 = ar_noise(rng, n, 6, cfg.gps_speed_sd)
+        n2 = ar_noise(rng, n, 6, cfg.gps_speed_sd)
         rec_speed = np.sqrt((lagged + n1) ** 2 + n2**2)
     else:
         rec_speed = speed * cfg.pod_calibration * np.where(backward, cfg.pod_backward_factor, 1.0)
@@ -281,7 +304,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     rec_cad = cad.copy()
     if not cfg.has_cadence:
         rec_cad[:] = np.nan
-    elif rng.uniform() < 0.2:
+    elif rng.uniform() < 0.2 and cfg.dropouts:
         rec_cad[stretches(rng, n, int(rng.integers(1, 4)), 20, 240)] = np.nan
     if cfg.hr_lock is not None:
         lo = int(cfg.hr_lock[0] * n)
@@ -291,7 +314,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
         hr = np.where(locked, cad + rng.normal(0, 1.0, n), hr)
     if not cfg.has_hr:
         hr[:] = np.nan
-    elif rng.uniform() < 0.3:
+    elif rng.uniform() < 0.3 and cfg.dropouts:
         hr[stretches(rng, n, int(rng.integers(1, 4)), 20, 300)] = np.nan
 
     # --- running dynamics (only while running, only on devices that record them)
@@ -325,7 +348,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
         keep[idx[idx < n]] = True
         change = np.flatnonzero((np.abs(np.diff(speed)) > 0.25) | (np.diff(gait) != 0)) + 1
         keep[change] = True
-    if rng.uniform() < 0.3:
+    if rng.uniform() < 0.3 and cfg.dropouts:
         keep &= ~stretches(rng, n, int(rng.integers(1, 3)), 5, 40)
     if cfg.auto_pause:
         keep &= ~((gait == 0) & (speed < 0.2))
