@@ -153,8 +153,8 @@ def draw_config(rng: np.random.Generator, athlete: Athlete, session: Session, fm
         auto_pause=(not treadmill) and rng.uniform() < 0.2,
         gps_pos_sd_m=float(rng.uniform(3.0, 7.0) if trail else rng.uniform(1.0, 4.0)),
         gps_pos_tau_s=float(rng.uniform(15, 90)),
-        gps_speed_sd=float(rng.uniform(0.15, 0.4) if trail else rng.uniform(0.05, 0.25)),
-        gps_jitter_m=float(rng.uniform(0.5, 1.5) if trail else rng.uniform(0.15, 0.8)),
+        gps_speed_sd=float(rng.uniform(0.1, 0.35) if trail else rng.uniform(0.03, 0.18)),
+        gps_jitter_m=float(rng.uniform(0.4, 1.2) if trail else rng.uniform(0.1, 0.6)),
         speed_lag_s=int(rng.integers(0, 3)),
         pod_calibration=float(rng.uniform(0.95, 1.05)),
         pod_backward_factor=float(rng.uniform(0.85, 1.15)),   # foot-pod algorithms assume forward
