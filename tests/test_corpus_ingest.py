@@ -17,6 +17,7 @@ import pytest
 
 from retroingest import canonical
 from retroingest.ingest import ingest
+from test_ingest import counts  # noqa: E402  (tests/ is on sys.path under pytest)
 
 pytestmark = pytest.mark.corpus
 
@@ -38,18 +39,9 @@ def loaded(corpus, tmp_path_factory):
     wpath = tmp_path_factory.mktemp("corpus") / "retro.duckdb"
     dirs = [corpus / d for d in ("fit", "gpx", "tcx", "bad")]
     first = ingest(dirs, wpath, workers=2, run_post_steps=False)
-    counts_before = _table_counts(wpath)
+    counts_before = counts(wpath)
     second = ingest(dirs, wpath, workers=2, run_post_steps=False)
     return wpath, first, second, counts_before
-
-
-def _table_counts(wpath):
-    con = duckdb.connect(str(wpath), read_only=True)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("source_files", "activities", "laps", "records")}
-    finally:
-        con.close()
 
 
 def _files(wpath) -> pl.DataFrame:
@@ -103,7 +95,7 @@ def test_truncated_fit_keeps_the_records_before_the_damage(loaded, corpus):
 
 def test_second_ingest_of_the_whole_corpus_adds_no_rows(loaded):
     wpath, first, second, before = loaded
-    assert _table_counts(wpath) == before
+    assert counts(wpath) == before
     assert set(second.counts) == {"unchanged"} or all(
         v == 0 for k, v in second.counts.items() if k != "unchanged")
     assert second.counts["unchanged"] == first.n_files

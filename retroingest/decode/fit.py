@@ -83,11 +83,19 @@ def _fit_datetime(v: Any) -> Any:
 _DATETIME_FIELDS = {"timestamp", "start_time", "time_created", "local_timestamp"}
 
 
+def _scalar(v: Any) -> Any:
+    """One value per field: an array value (a damaged definition's field size) keeps its first
+    element, as FitTrackee and GAP do for tuple-valued enhanced_altitude; raw bytes become None."""
+    if isinstance(v, (tuple, list)):
+        v = v[0] if v else None
+    return None if isinstance(v, (bytes, bytearray, tuple, list, dict)) else v
+
+
 def _frames_from_rows(rows: dict[str, list[dict[str, Any]]]) -> FitMessages:
     out: FitMessages = {}
     for name, wanted in WANTED.items():
         lst = rows.get(name, [])
-        cols: dict[str, list[Any]] = {f: [r.get(f) for r in lst] for f in wanted}
+        cols: dict[str, list[Any]] = {f: [_scalar(r.get(f)) for r in lst] for f in wanted}
         series = []
         for f, vals in cols.items():
             if f in _DATETIME_FIELDS:
@@ -208,28 +216,46 @@ def _cadence_summary(row: dict[str, Any], foot: bool) -> tuple[float | None, flo
     return (2.0 * cad, None) if foot else (None, cad)
 
 
+def _summary(msg: dict[str, Any], foot: bool) -> dict[str, Any]:
+    """A lap or session message's own totals, in canonical units (lap column names)."""
+    spm, rpm = _cadence_summary(msg, foot)
+    return {
+        "elapsed_time_s": _num(msg.get("total_elapsed_time")),
+        "timer_time_s": _num(msg.get("total_timer_time")),
+        "distance_m": _num(msg.get("total_distance")),
+        "avg_speed_mps": _num(msg.get("enhanced_avg_speed")) or _num(msg.get("avg_speed")),
+        "max_speed_mps": _num(msg.get("enhanced_max_speed")) or _num(msg.get("max_speed")),
+        "avg_heart_rate_bpm": _num(msg.get("avg_heart_rate")),
+        "max_heart_rate_bpm": _num(msg.get("max_heart_rate")),
+        "avg_cadence_spm": spm,
+        "avg_cadence_rpm": rpm,
+        "total_ascent_m": _num(msg.get("total_ascent")),
+        "total_descent_m": _num(msg.get("total_descent")),
+        "calories_kcal": _num(msg.get("total_calories")),
+    }
+
+
+# lap summary name -> activities.device_* column
+_SESSION_COLUMNS = {
+    "elapsed_time_s": "device_elapsed_time_s", "timer_time_s": "device_timer_time_s",
+    "distance_m": "device_distance_m", "avg_speed_mps": "device_avg_speed_mps",
+    "max_speed_mps": "device_max_speed_mps", "avg_heart_rate_bpm": "device_avg_heart_rate_bpm",
+    "max_heart_rate_bpm": "device_max_heart_rate_bpm", "avg_cadence_spm": "device_avg_cadence_spm",
+    "avg_cadence_rpm": "device_avg_cadence_rpm", "total_ascent_m": "device_total_ascent_m",
+    "total_descent_m": "device_total_descent_m", "calories_kcal": "device_calories_kcal",
+}
+
+
 def _laps_frame(laps: pl.DataFrame, foot: bool, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     rows = []
     for lap in laps.iter_rows(named=True):
         ls = lap.get("start_time")
         if ls is None or ls < start - dt.timedelta(seconds=1) or ls > end:
             continue
-        spm, rpm = _cadence_summary(lap, foot)
         rows.append({
             "start_time": ls,
             "end_time": lap.get("timestamp"),
-            "elapsed_time_s": _num(lap.get("total_elapsed_time")),
-            "timer_time_s": _num(lap.get("total_timer_time")),
-            "distance_m": _num(lap.get("total_distance")),
-            "avg_speed_mps": _num(lap.get("enhanced_avg_speed")) or _num(lap.get("avg_speed")),
-            "max_speed_mps": _num(lap.get("enhanced_max_speed")) or _num(lap.get("max_speed")),
-            "avg_heart_rate_bpm": _num(lap.get("avg_heart_rate")),
-            "max_heart_rate_bpm": _num(lap.get("max_heart_rate")),
-            "avg_cadence_spm": spm,
-            "avg_cadence_rpm": rpm,
-            "total_ascent_m": _num(lap.get("total_ascent")),
-            "total_descent_m": _num(lap.get("total_descent")),
-            "calories_kcal": _num(lap.get("total_calories")),
+            **_summary(lap, foot),
             "trigger": lap.get("lap_trigger"),
             "intensity": lap.get("intensity"),
         })
@@ -333,7 +359,6 @@ def messages_to_decoded(res: ReadResult, path: str | None = None) -> DecodedFile
         summary = canonical.summarise(records, foot)
         laps = _laps_frame(msgs.get("lap", pl.DataFrame()), foot, summary["start_time"], summary["end_time"])
         records = _assign_laps(records, laps)
-        spm, rpm = _cadence_summary(w, foot)
         meta = {
             **common,
             **summary,
@@ -344,18 +369,7 @@ def messages_to_decoded(res: ReadResult, path: str | None = None) -> DecodedFile
             "cadence_source_unit": ("strides_per_min" if foot else "rpm") if summary["has_cadence"] else None,
             "cadence_unit_reason": "FIT profile: record.cadence is strides/min for foot sports, rpm otherwise"
             if summary["has_cadence"] else None,
-            "device_elapsed_time_s": _num(w.get("total_elapsed_time")),
-            "device_timer_time_s": _num(w.get("total_timer_time")),
-            "device_distance_m": _num(w.get("total_distance")),
-            "device_avg_speed_mps": _num(w.get("enhanced_avg_speed")) or _num(w.get("avg_speed")),
-            "device_max_speed_mps": _num(w.get("enhanced_max_speed")) or _num(w.get("max_speed")),
-            "device_avg_heart_rate_bpm": _num(w.get("avg_heart_rate")),
-            "device_max_heart_rate_bpm": _num(w.get("max_heart_rate")),
-            "device_avg_cadence_spm": spm,
-            "device_avg_cadence_rpm": rpm,
-            "device_total_ascent_m": _num(w.get("total_ascent")),
-            "device_total_descent_m": _num(w.get("total_descent")),
-            "device_calories_kcal": _num(w.get("total_calories")),
+            **{_SESSION_COLUMNS[k]: v for k, v in _summary(w, foot).items()},
             "device_num_laps": laps.height or None,
         }
         activities.append(DecodedActivity(meta=meta, records=records, laps=laps))
