@@ -26,11 +26,9 @@ FROM v_activities GROUP BY ALL ORDER BY activities DESC
 
 
 def _simulated(out: Path) -> list[Path]:
-    """A few simulated sessions with backward bouts, when the simulator is available."""
-    try:
-        from retroingest.simulate import simulate
-    except ImportError:
-        return []
+    """A few simulated sessions with backward bouts (the bundled real files have none)."""
+    from retroingest.simulate import simulate
+
     if out.exists():
         shutil.rmtree(out)
     simulate(out, n=4, seed=20261123)
@@ -51,35 +49,38 @@ def main() -> int:
     con = warehouse.connect(wpath, read_only=True)
     try:
         print("\nExample query (retroingest sql \"...\"):\n" + EXAMPLE_QUERY + "\n")
-        cur = con.execute(EXAMPLE_QUERY)
-        cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-        widths = [max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-        print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-        for r in rows:
-            print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+        _print_table(con.execute(EXAMPLE_QUERY))
         dups = con.execute("SELECT path, reason FROM source_files WHERE status = 'duplicate' ORDER BY path").fetchall()
         if dups:
             print("\nSame activity in several formats, counted once:")
             for path, reason in dups:
                 print(f"  {Path(path).name}: {reason}")
-        has_segments = con.execute("SELECT count(*) FROM segments WHERE direction = 'backward'").fetchone()[0]
-        if has_segments:
-            print(f"\nBackward segments found: {has_segments}")
+        n_back, back_min = con.execute(
+            "SELECT count(*), round(coalesce(sum(duration_s), 0) / 60, 1) FROM v_backward_segments").fetchone()
+        print(f"\nBackward segments found: {n_back} ({back_min} min)")
+        if n_back:
+            claims = (REPO / "warehouse" / "queries" / "claims_vs_evidence.sql").read_text()
+            print("\nWhat it was worth, claims vs evidence (warehouse/queries/claims_vs_evidence.sql):")
+            _print_table(con.execute(claims))
     finally:
         con.close()
-    report = _report(wpath)
-    if report:
-        print(f"\nReport: {report}")
+    print(f"\nReport (offline HTML, open it in a browser): {_report(wpath)}")
     print(f"\nTry: .venv/bin/retroingest status   |   .venv/bin/retroingest sql \"SELECT * FROM v_activities\"")
     return 0
 
 
-def _report(wpath: Path) -> str | None:
-    try:
-        from retroingest.report import write_report
-    except ImportError:
-        return None
+def _print_table(cur) -> None:
+    cols = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    widths = [max(len(c), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+
+
+def _report(wpath: Path) -> str:
+    from retroingest.report import write_report
+
     return str(write_report(wpath, wpath.parent / "report"))
 
 
