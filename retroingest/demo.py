@@ -31,7 +31,7 @@ def _simulated(out: Path) -> list[Path]:
 
     if out.exists():
         shutil.rmtree(out)
-    simulate(out, n=4, seed=20261123)
+    simulate(out, n=4, seed=4242)  # a development seed; held-out seeds are >= 10000 (docs/ACCURACY.md)
     return [out]
 
 
