@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: setup demo test test-all bench accuracy clean
+.PHONY: setup demo test test-all bench accuracy fuzz serve clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,22 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q
+
+# Long runs: each prints what it measured; none is part of `make test`.
+accuracy: setup
+	$(PY) -m retroingest.cli evaluate
+
+bench: setup
+	$(PY) benchmarks/bench_decode.py
+	$(PY) benchmarks/bench_classify.py
+	$(PY) benchmarks/bench_e2e.py
+
+fuzz: setup
+	$(PY) -m retroingest.fuzz --n 5000
+
+# Nightly import on a cron schedule through a local Prefect server (docs/CONCURRENCY.md).
+serve: setup
+	$(PY) -m retroingest.cli serve
 
 clean:
 	rm -rf warehouse/retro.duckdb warehouse/retro.duckdb.wal warehouse/retro.duckdb.staging warehouse/report .pytest_cache
