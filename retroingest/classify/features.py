@@ -166,6 +166,17 @@ def compute(records: pl.DataFrame) -> Features:
     lo4, hi4 = grid.window(4.0, 4.0)
     has_gct = not np.isnan(gct).all()
     v, alt_s = _wmean2(np.column_stack((speed, alt)), lo5, hi5).T
+    # noisy speed (positions in trees or city canyons, GPX speeds from positions): a 20 s mean
+    if n:
+        jump = np.abs(np.diff(speed, prepend=np.nan))
+        jump[starts] = np.nan
+        jump_ok = np.where(np.isnan(jump), 0.0, jump)
+        cnt = np.add.reduceat((~np.isnan(jump)).astype(float), starts)
+        mean_jump = np.add.reduceat(jump_ok, starts) / np.maximum(cnt, 1)
+        noisy = (mean_jump > 0.12)[group]
+        if noisy.any():
+            lo10, hi10 = grid.window(10.0, 10.0)
+            v = np.where(noisy, _wmean(speed, lo10, hi10), v)
     if has_gct:
         c, gct_s = _wmean2(np.column_stack((cad, gct)), lo4, hi4).T
     else:
@@ -189,6 +200,13 @@ def compute(records: pl.DataFrame) -> Features:
     v_lag = _wmean(v_eff, lo_lag, hi_lag)
 
     lo60, hi60 = grid.window(30.0, 30.0)
+    # optical HR "cadence lock": the wrist sensor follows the arm swing and reports the cadence
+    # (or half of it) as heart rate; where it holds for most of a minute, HR is not HR
+    with np.errstate(invalid="ignore"):
+        locked = ((np.abs(hr - cad) <= 3.0) | (np.abs(hr - cad / 2.0) <= 2.0)) & (cad > 0)
+    lo20s, hi20s = grid.window(10.0, 10.0)
+    lock_share = _wmean(locked.astype(float), lo20s, hi20s)
+    hr = np.where(lock_share > 0.5, np.nan, hr)
     v60 = _wmean(v, lo60, hi60)
     with np.errstate(invalid="ignore"):
         steady = np.abs(v - v60) < 0.12 * v60

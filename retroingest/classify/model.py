@@ -131,7 +131,7 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
         if walk_ok.sum() >= 60:
             walk_off, _, walk_sd, walk_bimodal = _forward_cluster(
                 r_walk[walk_ok], f.dt[sl][walk_ok], p.walk_shift, max(bl.offset_sd, 0.05), prior, 0.03, 0.13,
-                smooth=0.018, min_mass=WALK_MIN_MASS, valley_ratio=WALK_VALLEY)
+                smooth=0.018, min_mass=WALK_MIN_MASS, valley_ratio=WALK_VALLEY, mixture_test=True)
         m = ActivityModel(run_off, walk_off, p_back, run_sd=run_sd, walk_sd=walk_sd, walk_bimodal=walk_bimodal)
         # the athlete's forward speeds today (backward faster than these is implausible)
         fr_sel = run_ok & (r_run - run_off < p.run_shift / 2)
@@ -199,7 +199,39 @@ def _lowest_peak(x: np.ndarray, w: np.ndarray, step: float, smooth: float, min_m
 
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
 WALK_MIN_MASS, WALK_VALLEY = 0.10, 0.6
+MIX_GAIN = 3.0
 _HIST_X = HIST_LO + HIST_STEP * np.arange(HIST_N)
+
+
+def _two_cluster_gain(h: np.ndarray, shift: float) -> tuple[float, float, float]:
+    """How much better two clusters one ``shift`` apart explain a residual histogram than one.
+
+    Returns (gain in nats per ~5 s of data, forward offset, backward share) of the best
+    mixture N(o, s) + N(o + shift, s) against the best single N(mu, s'), both fitted to the
+    time-weighted histogram. A wide single cluster (a stroll, a hike) gains little; a forward
+    cluster with a separate shorter-stepped one gains a lot even when the smaller one is only a
+    shoulder of the larger.
+    """
+    x = _HIST_X
+    tot = h.sum()
+    if tot <= 0:
+        return 0.0, 0.0, 0.0
+    mu = float((h * x).sum() / tot)
+    sd1 = max(float(np.sqrt((h * (x - mu) ** 2).sum() / tot)), 0.02)
+    ll1 = float((h * (-0.5 * ((x - mu) / sd1) ** 2 - math.log(sd1))).sum())
+    o = x[(x > mu - shift - 0.1) & (x < mu + 0.02)][:, None, None]       # (O, 1, 1)
+    sds = np.array([0.025, 0.035, 0.05, 0.07])[None, :, None]             # (1, S, 1)
+    xx = x[None, None, :]
+    lf = np.exp(-0.5 * ((xx - o) / sds) ** 2) / sds
+    lb = np.exp(-0.5 * ((xx - o - shift) / sds) ** 2) / sds
+    pi = np.full(lf.shape[:2] + (1,), 0.5)
+    for _ in range(8):
+        mix = (1 - pi) * lf + pi * lb + 1e-12
+        pi = np.clip((h * pi * lb / mix).sum(axis=2, keepdims=True) / tot, 0.02, 0.98)
+    ll2 = (h * np.log((1 - pi) * lf + pi * lb + 1e-12)).sum(axis=2)
+    k = np.unravel_index(int(np.argmax(ll2)), ll2.shape)
+    gain = (float(ll2[k]) - ll1) / 5.0
+    return gain, float(o[k[0], 0, 0]), float(pi[k[0], k[1], 0])
 
 
 def _mixture_ll(h: np.ndarray, o: float, shift: float, sd: float) -> float:
@@ -222,7 +254,7 @@ def _mixture_ll(h: np.ndarray, o: float, shift: float, sd: float) -> float:
 
 def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float, prior_back: float,
                      sd_floor: float, sd_cap: float, smooth: float = 0.01, min_mass: float = 0.10,
-                     valley_ratio: float = 0.6) -> tuple[float, float, float, bool]:
+                     valley_ratio: float = 0.6, mixture_test: bool = False) -> tuple[float, float, float, bool]:
     """Forward offset, backward share and forward spread of an activity's cadence residuals.
 
     A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
@@ -274,6 +306,12 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     # above the forward one with a real valley between them
     k0 = int(np.clip(round((o - HIST_LO) / HIST_STEP), 0, HIST_N - 1))
     bimodal = False
+    if mixture_test:
+        gain, o_mix, share = _two_cluster_gain(h, shift)
+        # enough walking to judge (>= 8 minutes), a forward locus within reach of the population
+        # one, and a real share of each cluster
+        if gain > MIX_GAIN and 0.08 < share < 0.92 and total >= 480.0 and abs(o_mix) <= 0.15:
+            return o_mix, share, sd, True
     for pk in sig:
         if _HIST_X[pk] - o >= 0.5 * shift and pk > k0:
             valley = hs[k0:pk + 1].min()
