@@ -199,16 +199,24 @@ def staging_root(warehouse_path: Path) -> Path:
 
 def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None = None, *, workers: int | None = None,
            progress: ProgressFn | None = None, command: str = "cli ingest", run_post_steps: bool = True,
-           lock_wait_s: float = 0.0) -> IngestResult:
-    """Ingest files, folders, .gz files and zip archives into the warehouse. Idempotent."""
+           lock_wait_s: float = 0.0, snapshot: bool = True) -> IngestResult:
+    """Ingest files, folders, .gz files and zip archives into the warehouse. Idempotent.
+
+    The whole run holds the import lock (a second import waits ``lock_wait_s`` or fails with
+    WarehouseBusyError); readers meanwhile use the snapshot published after the previous import
+    (docs/CONCURRENCY.md), and a fresh snapshot is published at the end.
+    """
     wpath = Path(warehouse_path) if warehouse_path else warehouse.default_path()
     wpath.parent.mkdir(parents=True, exist_ok=True)
     workers = workers or min(2, os.cpu_count() or 1)
     root = staging_root(wpath)
-    root.mkdir(parents=True, exist_ok=True)
-    known = read_known(wpath, wait_s=lock_wait_s)
-    staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
-    result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
+    with warehouse.import_lock(wpath, wait_s=lock_wait_s):
+        root.mkdir(parents=True, exist_ok=True)
+        known = read_known(wpath, wait_s=lock_wait_s)
+        staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
+        result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
+        if snapshot:
+            warehouse.publish_snapshot(wpath)
     try:
         root.rmdir()
     except OSError:
