@@ -91,7 +91,7 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
         is_special = ((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL)).astype(float)
         share = np.add.reduceat(is_special, f.starts) / np.maximum(f.ends - f.starts, 1)
         special = share
-    context_prior = np.where(special > 0.3, 0.25, 0.05)
+    context_prior = np.where(special > 0.3, 0.05, 0.02)
     context_bias = np.where(special > 0.3, 0.05, 0.0)
 
     models = model.adapt(f, bls, context_prior, params)

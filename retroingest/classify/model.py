@@ -402,8 +402,12 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     # backward gait (running drills, skipping, shuffling in a crowd) instead of growing
     d_run = st * np.clip(br_c - fr_c, -p.max_dir_llr, p.max_dir_llr)
     d_walk = st * np.clip(bw_c - fw_c, -p.max_dir_llr, p.max_dir_llr)
-    d_run = np.where(d_run > 0, d_run * np.clip((0.30 - rr) * (1 / 0.08), 0.0, 1.0), d_run)
+    d_run = np.where(d_run > 0, d_run * np.clip((0.28 - rr) * (1 / 0.08), 0.0, 1.0), d_run)
     d_walk = np.where(d_walk > 0, d_walk * np.clip((0.40 - rw) * (1 / 0.10), 0.0, 1.0), d_walk)
+    # a step longer than forward at that cadence never speaks for backward (the wider backward
+    # spread must not win in the far tail)
+    d_run = np.where(rr <= 0, np.minimum(d_run, 0.0), d_run)
+    d_walk = np.where(rw <= 0, np.minimum(d_walk, 0.0), d_walk)
     # cadence says 'no steps': the stationary state (or, while moving, a sensor dropout)
     zero = has_c & (c < 40)
     l_s += np.where(stepping, -4.0, 0.0)
@@ -412,6 +416,9 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     l_walk += l_move_zero
     # backward faster than the athlete's forward pace today is implausible (strides are forward)
     d_run -= st * huber(np.maximum(0.0, logve - v_today - math.log(0.92)) * (1 / 0.08))
+    # ... and so is a "backward run" at under 55 % of it (drills, shuffling): self-selected
+    # backward running is 0.68-0.82 x easy forward speed (biomech.md §1.2)
+    d_run -= st * huber(np.maximum(0.0, v_today + math.log(0.55) - logve) * (1 / 0.08))
     d_walk -= st * huber(np.maximum(0.0, logve - w_today - math.log(0.95)) * (1 / 0.1))
     # --- heart rate: confounded (heat, fatigue, walk breaks after hard efforts): it may veto,
     # barely assert ---
