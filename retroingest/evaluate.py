@@ -573,9 +573,11 @@ def run_synthetic(files, work: Path, layout: str, notes: list[str], workers: int
             results = ingest_batches([[f.path] for f in mine], wh, workers=workers)
             extra = _ensure_classified(wh)
         bad = sum(r.counts.get("quarantined", 0) + r.counts.get("duplicate", 0) for r in results)
-        notes.append(f"athlete {aid}: {len(mine)} sessions ingested one by one"
-                     + (f", {bad} quarantined or duplicate" if bad else "") + f"; {extra}")
+        if bad or extra != "all activities classified by ingest":
+            notes.append(f"athlete {aid}: {bad} sessions quarantined or duplicate; {extra}")
+        _note_results([r for r in results if r.quarantined], notes, f"athlete {aid}")
         paths.append(wh)
+    notes.append(f"{len(paths)} athletes, each session ingested on its own in time order")
     return paths
 
 

@@ -125,6 +125,9 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
     arng = np.random.default_rng(athlete_seq)
     athletes = [draw_athlete(arng, i) for i in range(n_athletes)]
     builders = pick_builders(plan, n)
+    # random order: which scenario comes first in an athlete's history must not follow the
+    # coverage list (else "first session" and "scenario" would be confounded)
+    builders = [builders[i] for i in plan.permutation(n)]
     schedule = _schedule(plan, athletes, n)
     # formats: treadmill sessions are FIT (a GPX track needs positions); ~25 % of the rest GPX,
     # at least two GPX files (one per cadence convention) when the set has room for them
