@@ -92,23 +92,18 @@ class TimeGrid:
 def _wmean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Mean of the non-NaN values of x in each window (NaN when the window has none)."""
     ok = ~np.isnan(x)
-    cs = np.concatenate(([0.0], np.cumsum(np.where(ok, x, 0.0))))
-    cn = np.concatenate(([0], np.cumsum(ok)))
-    cnt = cn[hi] - cn[lo]
+    cs = np.zeros(x.size + 1)
+    if ok.all():
+        np.cumsum(x, out=cs[1:])
+        cnt = (hi - lo).astype(float)
+    else:
+        np.cumsum(np.where(ok, x, 0.0), out=cs[1:])
+        cn = np.zeros(x.size + 1)
+        np.cumsum(ok, out=cn[1:])
+        cnt = cn[hi] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 0, (cs[hi] - cs[lo]) / np.maximum(cnt, 1), np.nan)
-
-
-def _wmean2(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Column-wise :func:`_wmean` of an (N, k) array over the same windows."""
-    ok = ~np.isnan(x)
-    cs = np.zeros((x.shape[0] + 1, x.shape[1]))
-    np.cumsum(np.where(ok, x, 0.0), axis=0, out=cs[1:])
-    cn = np.zeros((x.shape[0] + 1, x.shape[1]))
-    np.cumsum(ok, axis=0, out=cn[1:])
-    cnt = cn[hi] - cn[lo]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 0, (cs[hi] - cs[lo]) / np.maximum(cnt, 1), np.nan)
+        out = (cs[hi] - cs[lo]) / cnt
+    return out
 
 
 def compute(records: pl.DataFrame) -> Features:
@@ -165,7 +160,7 @@ def compute(records: pl.DataFrame) -> Features:
     lo5, hi5 = grid.window(5.0, 5.0)
     lo4, hi4 = grid.window(4.0, 4.0)
     has_gct = not np.isnan(gct).all()
-    v, alt_s = _wmean2(np.column_stack((speed, alt)), lo5, hi5).T
+    v, alt_s = _wmean(speed, lo5, hi5), _wmean(alt, lo5, hi5)
     # noisy speed (positions in trees or city canyons, GPX speeds from positions): a 20 s mean
     if n:
         jump = np.abs(np.diff(speed, prepend=np.nan))
@@ -178,7 +173,7 @@ def compute(records: pl.DataFrame) -> Features:
             lo10, hi10 = grid.window(10.0, 10.0)
             v = np.where(noisy, _wmean(speed, lo10, hi10), v)
     if has_gct:
-        c, gct_s = _wmean2(np.column_stack((cad, gct)), lo4, hi4).T
+        c, gct_s = _wmean(cad, lo4, hi4), _wmean(gct, lo4, hi4)
     else:
         c, gct_s = _wmean(cad, lo4, hi4), np.full(n, np.nan)
     # grade: altitude change over distance in a ±20 s window, only when it covers >= 20 m

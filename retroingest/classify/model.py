@@ -219,13 +219,13 @@ def _two_cluster_gain(h: np.ndarray, shift: float) -> tuple[float, float, float]
     mu = float((h * x).sum() / tot)
     sd1 = max(float(np.sqrt((h * (x - mu) ** 2).sum() / tot)), 0.02)
     ll1 = float((h * (-0.5 * ((x - mu) / sd1) ** 2 - math.log(sd1))).sum())
-    o = x[(x > mu - shift - 0.1) & (x < mu + 0.02)][:, None, None]       # (O, 1, 1)
+    o = x[(x > mu - shift - 0.1) & (x < mu + 0.02)][::2, None, None]    # (O, 1, 1), 0.01 steps
     sds = np.array([0.025, 0.035, 0.05, 0.07])[None, :, None]             # (1, S, 1)
     xx = x[None, None, :]
     lf = np.exp(-0.5 * ((xx - o) / sds) ** 2) / sds
     lb = np.exp(-0.5 * ((xx - o - shift) / sds) ** 2) / sds
     pi = np.full(lf.shape[:2] + (1,), 0.5)
-    for _ in range(8):
+    for _ in range(6):
         mix = (1 - pi) * lf + pi * lb + 1e-12
         pi = np.clip((h * pi * lb / mix).sum(axis=2, keepdims=True) / tot, 0.02, 0.98)
     ll2 = (h * np.log((1 - pi) * lf + pi * lb + 1e-12)).sum(axis=2)
@@ -306,7 +306,7 @@ def _forward_cluster(r: np.ndarray, w: np.ndarray, shift: float, prior_sd: float
     # above the forward one with a real valley between them
     k0 = int(np.clip(round((o - HIST_LO) / HIST_STEP), 0, HIST_N - 1))
     bimodal = False
-    if mixture_test:
+    if mixture_test and total >= 480.0:
         gain, o_mix, share = _two_cluster_gain(h, shift)
         # enough walking to judge (>= 8 minutes), a forward locus within reach of the population
         # one, and a real share of each cluster
