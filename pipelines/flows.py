@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,7 @@ def _import(roots: list[str], warehouse_path: Path, command: str, lock_wait_s: f
     stage_root = ingest.staging_root(warehouse_path)
     stage_root.mkdir(parents=True, exist_ok=True)
     logger.info("%d file(s) to decode, %d unchanged", len(todo), n_unchanged)
+    t0 = time.perf_counter()
     futures = decode_file.map([t[0] for t in todo], unmapped(str(stage_root)), [t[1] for t in todo]) if todo else []
     stage_dirs = []
     for (label, _), fut in zip(todo, futures):
@@ -157,8 +159,10 @@ def _import(roots: list[str], warehouse_path: Path, command: str, lock_wait_s: f
             n_unchanged += 1
         else:
             stage_dirs.append(fut.result())
+    t1 = time.perf_counter()
     summary = load(str(warehouse_path), stage_dirs, n_unchanged, command, lock_wait_s)
-    summary.update(decoded=len(todo), deferred=deferred, watches=watches or [], roots=roots)
+    summary.update(decoded=len(stage_dirs), deferred=deferred, watches=watches or [], roots=roots,
+                   timings_s={"decode": round(t1 - t0, 3), "load": round(time.perf_counter() - t1, 3)})
     summary["report"] = publish_report(f"{command} {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", summary)
     for where, why in deferred:
         logger.warning("deferred to the next run: %s: %s", where, why)

@@ -61,6 +61,7 @@ def markdown(title: str, summary: dict[str, Any], rows: dict[str, list[tuple]]) 
              f"| quarantined | {len(summary['quarantined'])} |",
              f"| deferred to the next run | {len(summary['deferred'])} |",
              f"| post-load steps | {', '.join(f'{k}: {v}' for k, v in summary['post_steps'].items()) or 'none'} |",
+             f"| decode / load time | {summary['timings_s']['decode']:.1f} s / {summary['timings_s']['load']:.1f} s |",
              ""]
     for w in summary.get("watches", []):
         lines.append(f"- watch `{w['volume']}`: {w['copied']} new file(s) copied to the archive, {w['already']} already there")
