@@ -38,7 +38,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noq
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from pipelines.flows import backfill, nightly_import  # noqa: E402
+from pipelines.flows import backfill, nightly_import, reclassify  # noqa: E402
 
 WATCH_FILES = ["fitparse__garmin-fenix-5-run.fit", "activitylog2__310xt-run.fit", "heartandsole__testdata.fit"]
 INBOX_FILES = ["tcx/runpandas__run_garmin.tcx", "gpx/togeojson__run_gpxtpx.gpx", "bad/sportslib__empty-activities.fit"]
@@ -111,6 +111,13 @@ def test_nightly_import_twice_over_watch_and_inbox_decodes_nothing_the_second_ti
     assert second["watches"] == [{"volume": "garmin-3991234567", "copied": 0, "already": 3}]
     assert "decode_file" not in task_run_names(state2.state_details.flow_run_id)
     assert tree_state(s["volume"]) == before, "the watch must never be modified"
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state2.state_details.flow_run_id])))
+    assert len(arts) == 1 and arts[0].key == "retroingest-import" and arts[0].type == "markdown"
+    assert "| decoded this run | 0 |" in arts[0].data and "3 already there" in arts[0].data
 
     con = duckdb.connect(str(s["warehouse"]), read_only=True)
     try:
@@ -228,3 +235,16 @@ def test_second_import_without_wait_exits_with_a_clear_message_and_a_rerun_loses
         "SELECT count(*) FROM source_files").fetchone()[0] == 0
     rerun = backfill([str(b)], str(wh), 0.0)  # the lock is free again: nothing was lost
     assert rerun["counts"].get("ingested") == 1
+
+
+def test_reclassify_reruns_post_steps_and_refreshes_the_snapshot(harness, tmp_path, corpus):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "run.fit").write_bytes((corpus / "fit" / WATCH_FILES[1]).read_bytes())
+    wh = tmp_path / "retro.duckdb"
+    backfill([str(inbox)], str(wh))
+    snap = wh.with_name("retro.snapshot.duckdb")
+    before = snap.stat().st_mtime_ns
+    out = reclassify(str(wh))
+    assert out and all(v == "ok" for v in out.values()), out
+    assert snap.stat().st_mtime_ns > before
