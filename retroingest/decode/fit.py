@@ -84,8 +84,8 @@ _DATETIME_FIELDS = {"timestamp", "start_time", "time_created", "local_timestamp"
 
 
 def _scalar(v: Any) -> Any:
-    """One value per field: an array value (a damaged definition's field size) keeps its first
-    element, as FitTrackee and GAP do for tuple-valued enhanced_altitude; raw bytes become None."""
+    """One value for a field whose rows mix scalars and arrays: an array keeps its first element,
+    as FitTrackee and GAP do for tuple-valued enhanced_altitude; raw bytes become None."""
     if isinstance(v, (tuple, list)):
         v = v[0] if v else None
     return None if isinstance(v, (bytes, bytearray, tuple, list, dict)) else v
@@ -95,13 +95,15 @@ def _frames_from_rows(rows: dict[str, list[dict[str, Any]]]) -> FitMessages:
     out: FitMessages = {}
     for name, wanted in WANTED.items():
         lst = rows.get(name, [])
-        cols: dict[str, list[Any]] = {f: [_scalar(r.get(f)) for r in lst] for f in wanted}
+        cols: dict[str, list[Any]] = {f: [r.get(f) for r in lst] for f in wanted}
         series = []
         for f, vals in cols.items():
             if f in _DATETIME_FIELDS:
                 series.append(pl.Series(f, [_fit_datetime(v) for v in vals], dtype=TS))
             else:
-                series.append(pl.Series(f, vals, strict=False))
+                s = pl.Series(f, vals, strict=False)
+                # mixed scalars and arrays (a damaged definition) cannot be cast: one value each
+                series.append(pl.Series(f, [_scalar(v) for v in vals], strict=False) if s.dtype == pl.Object else s)
         out[name] = pl.DataFrame(series) if series else pl.DataFrame()
     return out
 
