@@ -123,9 +123,11 @@ def aggregate(refs: Iterable[ActivityRef], prior: Baseline = POPULATION) -> Base
     # express the learned locus at the athlete's own typical speed
     log_v = math.log(speed)
     cad = math.exp(POPULATION.run_locus(log_v) + off)
-    walk = [r for r in refs if r.walk_forward_s >= 60 and r.walk_offset is not None]
+    # walking is learned only from real walking (>= 10 min of it in an activity, in >= 2 activities):
+    # walk breaks inside runs are tired, transitional steps, not this athlete's forward walk
+    walk = [r for r in refs if r.walk_forward_s >= 600 and r.walk_offset is not None]
     walk_cad = prior.walk_cadence_spm
-    if walk:
+    if len(walk) >= 2:
         woff = _wmedian([r.walk_offset for r in walk], [min(r.walk_forward_s, 1800.0) for r in walk])
         walk_cad = math.exp(math.log(POPULATION.walk_cadence_spm) + woff)
     gains = [r.hr_gain_bpm_per_mps for r in refs if r.hr_gain_bpm_per_mps is not None]

@@ -416,9 +416,9 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     l_walk += l_move_zero
     # backward faster than the athlete's forward pace today is implausible (strides are forward)
     d_run -= st * huber(np.maximum(0.0, logve - v_today - math.log(0.92)) * (1 / 0.08))
-    # ... and so is a "backward run" at under 55 % of it (drills, shuffling): self-selected
+    # ... and so is a "backward run" at under 58 % of it (drills, shuffling): self-selected
     # backward running is 0.68-0.82 x easy forward speed (biomech.md §1.2)
-    d_run -= st * huber(np.maximum(0.0, v_today + math.log(0.55) - logve) * (1 / 0.08))
+    d_run -= st * huber(np.maximum(0.0, v_today + math.log(0.58) - logve) * (1 / 0.08))
     d_walk -= st * huber(np.maximum(0.0, logve - w_today - math.log(0.95)) * (1 / 0.1))
     # --- heart rate: confounded (heat, fatigue, walk breaks after hard efforts): it may veto,
     # barely assert ---
