@@ -12,6 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,42 @@ from retroingest.decode import decode_bytes, sniff_format
 from retroingest.errors import NotActivityError, RetroIngestError
 
 STAGE_VERSION = 1
+# Per-file decode time limit (s). Real files decode in well under a minute even through the
+# fitparse fallback; a file that takes longer is quarantined as 'decode timed out' so one
+# pathological input cannot hang a batch. 0 disables the limit.
+DECODE_TIMEOUT_S = 300.0
+ENV_DECODE_TIMEOUT = "RETROINGEST_DECODE_TIMEOUT_S"
+
+
+class DecodeTimeout(BaseException):
+    """Raised by the alarm inside a decoder; a BaseException so decoders' broad handlers let it through."""
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """SIGALRM-based limit for the block; a no-op off the main thread or when seconds <= 0."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise DecodeTimeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def decode_timeout_s() -> float:
+    """$RETROINGEST_DECODE_TIMEOUT_S, else :data:`DECODE_TIMEOUT_S`."""
+    try:
+        return float(os.environ.get(ENV_DECODE_TIMEOUT) or DECODE_TIMEOUT_S)
+    except ValueError:
+        return DECODE_TIMEOUT_S
 
 
 @dataclass
@@ -82,8 +121,13 @@ def write_stage(stage_root: Path, label: str, data: bytes, size_bytes: int, mtim
     out.mkdir(parents=True, exist_ok=True)
     info = StagedFile(label=label, sha256=sha, size_bytes=size_bytes, mtime=mtime, status="ok",
                       format=sniff_format(data, label))
+    limit = decode_timeout_s()
     try:
-        decoded = decode_bytes(data, label)
+        with time_limit(limit):
+            decoded = decode_bytes(data, label)
+    except DecodeTimeout:
+        info.status, info.reason, info.reason_code = (
+            "quarantined", f"decode timed out after {limit:g} s (per-file limit, {ENV_DECODE_TIMEOUT})", "decode_timeout")
     except NotActivityError as exc:
         info.status, info.reason, info.reason_code = "skipped", exc.reason, exc.reason_code
         if info.format == "fit" and exc.reason_code == "not_activity":
