@@ -284,5 +284,30 @@ def evaluate(seed, n, corpus, workdir, json_path, layout, allow_dev_seed):
         json_path.write_text(rep.to_json())
 
 
+@main.command()
+@warehouse_option
+@click.option("--verbose", "-v", is_flag=True, help="list every quarantined file, not only the first 20")
+@click.option("--strict", is_flag=True, help="exit 1 on warnings too (an unfinished import, staged leftovers)")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="seconds to wait for a running import to release the warehouse")
+def doctor(warehouse_path, verbose, strict, wait_s):
+    """Check the warehouse's integrity: schema version, orphans, duplicate primaries, partial
+    activities, records outside their activity, unfinished imports, quarantine contents.
+
+    Prints each problem with a hint; exits 1 when a problem (or, with --strict, a warning) is found.
+
+    Example: retroingest doctor --warehouse warehouse/retro.duckdb
+    """
+    from retroingest.doctor import check, format_report
+
+    try:
+        rep = check(warehouse_path, wait_s=wait_s)
+    except RetroIngestError as exc:
+        _fail(exc)
+    click.echo(format_report(rep, verbose=verbose))
+    if not rep.ok or (strict and rep.warnings):
+        sys.exit(EXIT_FAILURE)
+
+
 if __name__ == "__main__":
     main()
