@@ -361,22 +361,24 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
         1.0 if m.hr_walk_ok else 0.0,
         float(cb),
     ] for b, m, cb in zip(baselines, models, context_bias)], dtype=float).reshape(len(models), 17)
-    T = table[g] if n else np.zeros((0, 17))
+    # single precision: half the memory traffic; log-likelihoods need no more than ~6 digits
+    f32 = np.float32
+    T = np.ascontiguousarray(table.astype(f32)[g].T) if n else np.zeros((17, 0), f32)
     log_cr, log_vr, beta_r, log_cw, log_vw, beta_w, sd_r0, sd_w0, v_today, w_today, \
-        hr_a, hr_b, hr_c, gref, walk_clean, hr_walk, cbias = T.T
-
-    has_v = ~np.isnan(f.v)
-    v = np.where(has_v, f.v, 0.0)
-    logv = np.log(np.maximum(v, 0.05))
-    logve = np.log(np.maximum(np.nan_to_num(f.v_eff, nan=0.0), 0.05))
-    has_c = ~np.isnan(f.c)
-    c = np.where(has_c, f.c, 0.0)
+        hr_a, hr_b, hr_c, gref, walk_clean, hr_walk, cbias = T
+    fv, fc = f.v.astype(f32), f.c.astype(f32)
+    has_v = ~np.isnan(fv)
+    v = np.where(has_v, fv, f32(0.0))
+    logv = np.log(np.maximum(v, f32(0.05)))
+    logve = np.log(np.maximum(np.nan_to_num(f.v_eff.astype(f32), nan=0.0), f32(0.05)))
+    has_c = ~np.isnan(fc)
+    c = np.where(has_c, fc, f32(0.0))
     stepping = has_c & (c >= 40)
-    st = stepping.astype(float)
-    logc = np.log(np.maximum(c, 1.0))
+    st = stepping.astype(f32)
+    logc = np.log(np.maximum(c, f32(1.0)))
 
     # --- speed (gait only) ---
-    sv = has_v.astype(float)
+    sv = has_v.astype(f32)
     l_s = sv * (0.98 - huber(v * (1 / 0.3)))
     k = math.log(0.28 * 2.5066)
     l_walk = sv * (-huber((logv - log_vw + 0.05) * (1 / 0.28)) - k - logv)
@@ -386,7 +388,7 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     dv_w = np.where(has_v, beta_w * (logve - log_vw), 0.0)
     rr = np.where(stepping, logc - log_cr - dv_r, 0.0)
     rw = np.where(stepping, logc - log_cw - dv_w, 0.0)
-    widen = np.where(has_v, 1.0, 2.0)
+    widen = np.where(has_v, f32(1.0), f32(2.0))
     sd_r = sd_r0 * widen
     sd_w = sd_w0 * widen
     sdb_r = np.maximum(sd_r, p.run_sd_back * widen)
@@ -422,7 +424,7 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     d_walk -= st * huber(np.maximum(0.0, logve - w_today - math.log(0.95)) * (1 / 0.1))
     # --- heart rate: confounded (heat, fatigue, walk breaks after hard efforts): it may veto,
     # barely assert ---
-    hr_res = f.hr - (hr_a + hr_b * f.v_lag + hr_c * f.t * (1 / 3600.0))
+    hr_res = f.hr.astype(f32) - (hr_a + hr_b * f.v_lag.astype(f32) + hr_c * f.t.astype(f32) * f32(1 / 3600.0))
     has_hr = ~np.isnan(hr_res)
     hres = np.where(has_hr, hr_res, 0.0)
     d_hr = np.where(has_hr, np.clip(huber(hres * (1 / p.hr_sd_fwd)) - huber((hres - p.hr_shift) * (1 / p.hr_sd_back))
@@ -430,13 +432,13 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     # --- stance time (running only) ---
     has_g = ~np.isnan(f.gct) & ~np.isnan(gref) & stepping
     if has_g.any():
-        g_res = np.log(np.where(has_g, f.gct, 1.0)) - (gref - 0.6 * (logve - log_vr))
+        g_res = np.log(np.where(has_g, f.gct.astype(f32), f32(1.0))) - (gref - f32(0.6) * (logve - log_vr))
         d_g = np.where(has_g, np.clip(huber(g_res / p.gct_sd_fwd) - huber((g_res - p.gct_shift) / p.gct_sd_back)
                                       - math.log(p.gct_sd_back / p.gct_sd_fwd), -1.5, 1.5), 0.0)
     else:
-        d_g = np.zeros(n)
+        d_g = np.zeros(n, f32)
     # --- grade: steep ground counts against backward ---
-    d_grade = -np.minimum(4.0, np.maximum(0.0, np.abs(f.grade) - p.grade_free) * (1 / 0.015))
+    d_grade = -np.minimum(f32(4.0), np.maximum(f32(0.0), np.abs(f.grade.astype(f32)) - f32(p.grade_free)) * f32(1 / 0.015))
 
     w = p.evidence_weight
     if debug is not None:
@@ -445,8 +447,8 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
     dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - p.back_bias_walk + cbias
     # direction: a bounded log-odds split of the gait's likelihood between its two directions;
     # each record counts by the time it stands for (smart recording: fewer records, same evidence)
-    sdt = np.sqrt(f.dt)
-    L = np.empty((n, 5))
+    sdt = np.sqrt(f.dt).astype(f32)
+    L = np.empty((n, 5), f32)
     L[:, S] = l_s * sdt
     ls_w = _logsigmoid(dir_walk)          # log P(backward); log P(forward) = ls - x
     ls_r = _logsigmoid(dir_run)
