@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 CLASSIFIER_VERSION = "retroingest-classify 0.1"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
-MIN_BACKWARD_WALK_S = 30.0  # backward walking needs longer to be told from a slow stroll
+MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
 # confidence calibration: logistic on the segment's summed direction / gait evidence
 # (fitted on synthetic sessions, seeds 100-399; see docs/CLASSIFIER.md)

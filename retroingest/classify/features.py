@@ -145,11 +145,16 @@ def compute(records: pl.DataFrame) -> Features:
     cad = np.where(cad < 30, 0.0, cad)  # 0 = the pod/watch says 'no steps'
     # canonical records store 'no steps' as NULL: in an activity that has a cadence channel, a
     # NULL cadence means no steps (standing), not a missing sensor
+    # ... unless the athlete is clearly moving (a sensor dropout: missing, not zero)
+    lo5, hi5 = grid.window(5.0, 5.0)
+    v_raw = _wmean(speed, lo5, hi5)
     if n:
         has = (~np.isnan(cad)).astype(float)
         share = np.add.reduceat(has, starts) / np.maximum(ends - starts, 1)
         channel = (share >= 0.3)[group]
-        cad = np.where(channel & np.isnan(cad), 0.0, cad)
+        with np.errstate(invalid="ignore"):
+            still = ~(v_raw >= 0.6)
+        cad = np.where(channel & np.isnan(cad) & still, 0.0, cad)
     hr = col("heart_rate_bpm")
     hr = np.where((hr < 30) | (hr > 230), np.nan, hr)
     gct = col("stance_time_ms")
@@ -157,10 +162,9 @@ def compute(records: pl.DataFrame) -> Features:
     alt = col("altitude_m")
     lat, lon = col("lat_deg"), col("lon_deg")
 
-    lo5, hi5 = grid.window(5.0, 5.0)
     lo4, hi4 = grid.window(4.0, 4.0)
     has_gct = not np.isnan(gct).all()
-    v, alt_s = _wmean(speed, lo5, hi5), _wmean(alt, lo5, hi5)
+    v, alt_s = v_raw, _wmean(alt, lo5, hi5)
     # noisy speed (positions in trees or city canyons, GPX speeds from positions): a 20 s mean
     if n:
         jump = np.abs(np.diff(speed, prepend=np.nan))
