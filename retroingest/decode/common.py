@@ -9,6 +9,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 import numpy as np
+import polars as pl
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
@@ -60,6 +61,16 @@ def parse_time(text: str | None) -> tuple[dt.datetime | None, int | None]:
         return t.replace(tzinfo=dt.timezone.utc), None
     off = t.utcoffset()
     return t.astimezone(dt.timezone.utc), int(off.total_seconds()) if off is not None else None
+
+
+def points_frame(points: list[dict[str, Any]], times: list, columns: dict[str, str]) -> pl.DataFrame:
+    """Frame of raw point values: ``ts`` plus each canonical column taken from a point-dict key."""
+    from retroingest.canonical import TS
+
+    data = {"ts": pl.Series(times, dtype=TS)}
+    for column, key in columns.items():
+        data[column] = pl.Series([p.get(key) for p in points], dtype=pl.Float64)
+    return pl.DataFrame(data)
 
 
 def to_float(text: str | None) -> float | None:

@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 
 from retroingest import canonical
-from retroingest.canonical import TS, DecodedActivity, DecodedFile
+from retroingest.canonical import DecodedActivity, DecodedFile
 from retroingest.decode.common import (
-    decide_cadence_unit, local, parse_time, parse_xml, sport_from_text, to_float,
+    decide_cadence_unit, local, parse_time, parse_xml, points_frame, sport_from_text, to_float,
 )
 from retroingest.errors import DecodeError, NotActivityError
 
@@ -100,18 +100,9 @@ def decode_gpx(data: bytes, path: str | None = None) -> DecodedFile:
     bad_times = sum(t is None for t in times)
     if bad_times:
         problems["points with unparseable <time>"] += bad_times
-    col = lambda k: [p.get(k) for p in timed]  # noqa: E731
-    df = pl.DataFrame({
-        "ts": pl.Series(times, dtype=TS),
-        "lat_deg": pl.Series(col("lat"), dtype=pl.Float64),
-        "lon_deg": pl.Series(col("lon"), dtype=pl.Float64),
-        "altitude_m": pl.Series(col("ele"), dtype=pl.Float64),
-        "speed_mps": pl.Series(col("speed"), dtype=pl.Float64),
-        "heart_rate_bpm": pl.Series(col("hr"), dtype=pl.Float64),
-        "cad_raw": pl.Series(col("cad"), dtype=pl.Float64),
-        "power_w": pl.Series(col("power"), dtype=pl.Float64),
-        "temperature_c": pl.Series(col("temp"), dtype=pl.Float64),
-    })
+    df = points_frame(timed, list(times), {
+        "lat_deg": "lat", "lon_deg": "lon", "altitude_m": "ele", "speed_mps": "speed",
+        "heart_rate_bpm": "hr", "cad_raw": "cad", "power_w": "power", "temperature_c": "temp"})
     if df.filter(pl.col("ts").is_not_null()).height == 0:
         raise DecodeError(path, "no <time> value could be parsed", reason_code="bad_values")
     known_offsets = [o for o in offsets if o is not None]

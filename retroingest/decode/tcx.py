@@ -14,8 +14,8 @@ from typing import Any
 import polars as pl
 
 from retroingest import canonical
-from retroingest.canonical import TS, DecodedFile
-from retroingest.decode.common import local, parse_time, parse_xml, sport_from_text, to_float
+from retroingest.canonical import DecodedFile
+from retroingest.decode.common import local, parse_time, parse_xml, points_frame, sport_from_text, to_float
 from retroingest.decode.gpx import build_activity, problem_text
 from retroingest.errors import DecodeError, NotActivityError
 
@@ -131,20 +131,11 @@ def decode_tcx(data: bytes, path: str | None = None) -> DecodedFile:
         if not timed:
             continue
         parsed = [parse_time(p["time"]) for p in timed]
-        col = lambda k: [p.get(k) for p in timed]  # noqa: E731
-        runcad = col("runcad")
-        has_runcad = any(v is not None for v in runcad)
-        df = pl.DataFrame({
-            "ts": pl.Series([t for t, _ in parsed], dtype=TS),
-            "lat_deg": pl.Series(col("lat"), dtype=pl.Float64),
-            "lon_deg": pl.Series(col("lon"), dtype=pl.Float64),
-            "altitude_m": pl.Series(col("ele"), dtype=pl.Float64),
-            "distance_m": pl.Series(col("dist"), dtype=pl.Float64),
-            "speed_mps": pl.Series(col("speed"), dtype=pl.Float64),
-            "heart_rate_bpm": pl.Series(col("hr"), dtype=pl.Float64),
-            "cad_raw": pl.Series(runcad if has_runcad else col("cad"), dtype=pl.Float64),
-            "power_w": pl.Series(col("power"), dtype=pl.Float64),
-        })
+        # RunCadence (per leg) wins over the generic Cadence element when a file has it
+        has_runcad = any(p.get("runcad") is not None for p in timed)
+        df = points_frame(timed, [t for t, _ in parsed], {
+            "lat_deg": "lat", "lon_deg": "lon", "altitude_m": "ele", "distance_m": "dist", "speed_mps": "speed",
+            "heart_rate_bpm": "hr", "cad_raw": "runcad" if has_runcad else "cad", "power_w": "power"})
         lap_df = pl.DataFrame(
             [r for r in sorted(laps, key=lambda r: r["start_time"] or parsed[0][0]) if r["start_time"]],
             schema={k: v for k, v in canonical.LAP_SCHEMA.items() if k != "lap_index"},
