@@ -172,10 +172,13 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
         result.new_activity_ids = summary.new_activity_ids
         result.quarantined = summary.quarantined
         result.import_id = import_id
-        if run_post_steps and summary.new_activity_ids:
+        # a killed import may have committed batches but not run its post steps: finish them here
+        resumed_imports, resumed_ids = unfinished_post_steps(con, import_id) if run_post_steps else ([], [])
+        post_ids = resumed_ids + [a for a in summary.new_activity_ids if a not in set(resumed_ids)]
+        if run_post_steps and post_ids:
             for name, fn in post_load_steps():
                 try:
-                    fn(con, summary.new_activity_ids)
+                    fn(con, post_ids)
                     result.post_steps[name] = "ok"
                 except Exception as exc:  # data is loaded; a failing post step is reported, not fatal
                     result.post_steps[name] = f"failed: {type(exc).__name__}: {exc}"
@@ -186,10 +189,28 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
             [dt.datetime.now(dt.timezone.utc), result.n_files, c.get("ingested", 0), c.get("salvaged", 0),
              c.get("duplicate", 0), c.get("skipped", 0), c.get("quarantined", 0), c.get("unchanged", 0),
              summary.n_records, import_id])
+        if resumed_imports:
+            con.execute("UPDATE imports SET finished_at = ?, command = command || ? WHERE list_contains(?, import_id)",
+                        [dt.datetime.now(dt.timezone.utc), f" (interrupted; completed by import {import_id})",
+                         resumed_imports])
         con.execute("CHECKPOINT")
     finally:
         con.close()
     return result
+
+
+def unfinished_post_steps(con, import_id: int) -> tuple[list[int], list[int]]:
+    """Earlier imports that never finished (killed after loading some batches), and their primary
+    activities in load order: the post steps (classify, metrics) still owe them a run."""
+    imports = [r[0] for r in con.execute(
+        "SELECT import_id FROM imports WHERE finished_at IS NULL AND import_id <> ? ORDER BY 1", [import_id]).fetchall()]
+    if not imports:
+        return [], []
+    ids = [r[0] for r in con.execute(
+        "SELECT a.activity_id FROM activities a JOIN source_files f USING (file_id) "
+        "WHERE list_contains(?, f.import_id) AND a.duplicate_of IS NULL ORDER BY f.import_id, f.path, a.session_index",
+        [imports]).fetchall()]
+    return imports, ids
 
 
 def staging_root(warehouse_path: Path) -> Path:
