@@ -283,3 +283,12 @@ def test_real_forward_runs_are_not_flagged_backward(corpus):
             fp += seg.filter(pl.col("direction") == "backward")["duration_s"].sum()
     assert moving > 10 * 3600
     assert fp / moving * 3600 <= 10.0
+
+
+def test_cadence_in_strides_per_minute_is_recognised_and_said():
+    df, truth = session("track_intervals", 93, athlete=CLEAR)
+    halved = df.with_columns((pl.col("cadence_spm") / 2).alias("cadence_spm"))
+    res = classify(halved)
+    tp, fp, fn = _backward_seconds(res, truth)
+    assert tp / (tp + fn) >= 0.8
+    assert any("doubled" in e for e in res.segments["evidence"])

@@ -178,7 +178,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "d": d, "margin": margin, "step_ratio": step_ratio, "v": f.v, "c": cad,
         "hr_res": em.hr_res, "grade": f.grade * 100.0, "grade_known": f.grade_known,
         "has_c": em.has_c, "has_hr": em.has_hr, "has_v": em.has_v, "gps": f.has_gps,
-        "ctx": ctx, "steps": steps, "dist": dist,
+        "ctx": ctx, "steps": steps, "dist": dist, "doubled": f.cadence_doubled,
     }, nan_to_null=True)
     agg = per.group_by("seg", maintain_order=True).agg(
         pl.col("group").first(), pl.col("state").first(), pl.col("ts").first().alias("start_time"),
@@ -187,7 +187,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         pl.col("hr_res").median(), pl.col("grade").median(), pl.col("grade_known").mean(),
         pl.col("has_c").mean(), pl.col("has_hr").mean(), pl.col("has_v").mean(), pl.col("gps").mean(),
         pl.col("ctx").mode().first(), pl.col("steps").sum(), pl.col("dist").first().alias("d0"),
-        pl.col("dist").last().alias("d1"),
+        pl.col("dist").last().alias("d1"), pl.col("doubled").any(),
     )
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -261,6 +261,8 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
         missing.append("no GPS")
     if row["state"] in (FW, BW):
         missing.append("walking direction is hard without an IMU")
+    if row.get("doubled"):
+        missing.append("cadence looked like strides/min and was doubled")
     parts += missing
     parts.append("baseline " + (f"learned ({bl.n_activities} activities)" if bl.learned else "population prior"))
     if m.hypothesis_backward >= 0.5:

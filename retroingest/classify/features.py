@@ -37,6 +37,7 @@ class Features:
     hr: np.ndarray          # heart rate bpm (NaN = none)
     v_lag: np.ndarray       # trailing 110 s mean of v_eff (HR lags speed, tau ≈ 58 s)
     steady: np.ndarray      # speed within 12 % of its centred 60 s mean (not a burst or a transition)
+    cadence_doubled: np.ndarray  # per record: the activity's cadence looked like strides/min and was doubled
     grade: np.ndarray       # rise over run, ±20 s window (0 when unknown)
     grade_known: np.ndarray
     gct: np.ndarray         # stance time ms, 8 s mean (NaN = none)
@@ -148,6 +149,19 @@ def compute(records: pl.DataFrame) -> Features:
     # ... unless the athlete is clearly moving (a sensor dropout: missing, not zero)
     lo5, hi5 = grid.window(5.0, 5.0)
     v_raw = _wmean(speed, lo5, hi5)
+    # a GPX/TCX cadence read as steps/min that was really strides/min: most running-speed records
+    # (>= 2.2 m/s) at 60-105 "spm" would be walking steps of 1.3 m or more, which nobody takes;
+    # such an activity's cadence is doubled (the decoder's unit decision is not repeated here
+    # otherwise)
+    halved = np.zeros(n, bool)
+    if n:
+        with np.errstate(invalid="ignore"):
+            fast = (v_raw >= 2.2) & ~np.isnan(cad)
+            low = fast & (cad >= 60) & (cad <= 105)
+        n_fast = np.add.reduceat(fast.astype(float), starts)
+        n_low = np.add.reduceat(low.astype(float), starts)
+        halved = ((n_fast >= 120) & (n_low > 0.6 * n_fast))[group]
+        cad = np.where(halved, cad * 2.0, cad)
     if n:
         has = (~np.isnan(cad)).astype(float)
         share = np.add.reduceat(has, starts) / np.maximum(ends - starts, 1)
@@ -213,5 +227,5 @@ def compute(records: pl.DataFrame) -> Features:
     has_fix = (~np.isnan(lat)).astype(float)
     lo30, hi30 = lo60, hi60
     has_gps = _wmean(has_fix, lo30, hi30) > 0.5
-    return Features(aid, starts, ends, group, t, dt, v, v_eff, c, hr, v_lag, steady, grade, grade_known,
+    return Features(aid, starts, ends, group, t, dt, v, v_eff, c, hr, v_lag, steady, halved, grade, grade_known,
                     gct_s, has_gps, lat, lon, dist, grid)
