@@ -39,7 +39,9 @@ READER = textwrap.dedent("""
             rows.append({"t": t, "ok": True, "n": n, "db": db})
         except Exception as exc:
             rows.append({"t": t, "ok": False, "error": f"{type(exc).__name__}: {exc}"})
-        out.write_text(json.dumps(rows))
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows))
+        tmp.replace(out)  # atomic: the test reads this file while the loop runs
         time.sleep(0.01)
 """)
 
