@@ -137,7 +137,7 @@ def decode_tcx(data: bytes, path: str | None = None) -> DecodedFile:
             "lat_deg": "lat", "lon_deg": "lon", "altitude_m": "ele", "distance_m": "dist", "speed_mps": "speed",
             "heart_rate_bpm": "hr", "cad_raw": "runcad" if has_runcad else "cad", "power_w": "power"})
         lap_df = pl.DataFrame(
-            [r for r in sorted(laps, key=lambda r: r["start_time"] or parsed[0][0]) if r["start_time"]],
+            sorted((r for r in laps if r["start_time"]), key=lambda r: r["start_time"]),
             schema={k: v for k, v in canonical.LAP_SCHEMA.items() if k != "lap_index"},
         ).with_row_index("lap_index").with_columns(pl.col("lap_index").cast(pl.Int32)).select(list(canonical.LAP_SCHEMA))
         offsets = [o for _, o in parsed if o is not None]
