@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
@@ -48,20 +50,29 @@ def is_candidate(name: str) -> bool:
 
 
 def _gunzip(raw: bytes, label: str) -> bytes:
+    # the same ratio limit as zip entries (a gzip bomb), read no further than it allows
+    cap = min(MAX_FILE_BYTES, max(1 << 20, len(raw) * MAX_COMPRESSION_RATIO))
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-            out = gz.read(MAX_FILE_BYTES + 1)
-    except (OSError, EOFError) as exc:
+            out = gz.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise UnsafeInputError(label, f"bad gzip data: {exc}", reason_code="bad_gzip") from exc
-    if len(out) > MAX_FILE_BYTES:
+    if len(out) > cap and cap == MAX_FILE_BYTES:
         raise UnsafeInputError(label, f"decompresses to more than {MAX_FILE_BYTES} bytes (refused)",
                                reason_code="too_large")
+    if len(out) > cap:
+        raise UnsafeInputError(label, f"gzip expands more than {MAX_COMPRESSION_RATIO}:1 ({len(raw)} bytes to over "
+                               f"{cap}): looks like a bomb, refused", reason_code="zip_bomb")
     return out
 
 
 def _read_file(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise UnsafeInputError(str(path), "not a regular file (FIFO, device or socket): refused",
+                                   reason_code="not_regular_file")
+        size = st.st_size
         if size > MAX_FILE_BYTES:
             raise UnsafeInputError(str(path), f"file is {size} bytes, larger than any real activity (limit {MAX_FILE_BYTES})",
                                    reason_code="too_large")
@@ -151,8 +162,11 @@ def file_items(path: Path, origin: str = "path") -> Iterator[SourceItem]:
     yield SourceItem(str(path), st.st_size, st.st_mtime, lambda p=path: _read_file(p), origin=origin)
 
 
-def walk(root: Path) -> Iterator[Path]:
-    """Candidate files under a folder, sorted, hidden folders skipped, symlinks not followed."""
+def walk(root: Path, refused: list[Path] | None = None) -> Iterator[Path]:
+    """Candidate files under a folder, sorted, hidden folders skipped, symlinks not followed.
+
+    Links to files outside the folder are not followed; they are appended to ``refused``.
+    """
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -162,8 +176,17 @@ def walk(root: Path) -> Iterator[Path]:
             if p.is_symlink():
                 target = p.resolve()
                 if not target.is_relative_to(root.resolve()):
+                    if refused is not None:
+                        refused.append(p)
                     continue  # a link out of the folder is not followed
             yield p
+
+
+def _symlink_out_item(link: Path) -> SourceItem:
+    label = str(link.absolute())
+    return _failing_item(label, link, UnsafeInputError(
+        label, f"symbolic link leads out of the folder (to {os.readlink(link)}): not followed",
+        reason_code="unsafe_symlink"))
 
 
 def discover(paths: Iterable[str | os.PathLike]) -> Iterator[SourceItem]:
@@ -176,7 +199,12 @@ def discover(paths: Iterable[str | os.PathLike]) -> Iterator[SourceItem]:
                 continue
         p = Path(raw)
         if p.is_dir():
-            for f in walk(p):
+            refused: list[Path] = []
+            for f in walk(p, refused):
+                while refused:
+                    yield _symlink_out_item(refused.pop(0))
                 yield from file_items(f)
+            for link in refused:
+                yield _symlink_out_item(link)
         else:
             yield from file_items(p)
