@@ -180,6 +180,9 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
                 # the new copy is richer: it becomes primary and the old group points to it
                 con.execute("UPDATE activities SET duplicate_of = ? WHERE activity_id = ? OR duplicate_of = ?",
                             [act["activity_id"], other_id, other_id])
+                for r in rows:  # earlier sessions of this file, not inserted yet, that pointed at the old primary
+                    if r["duplicate_of"] == other_id:
+                        r["duplicate_of"] = act["activity_id"]
                 touched_files[_file_path(con, other_id)[0]] = (code, why)
                 n_primary += 1
             else:
