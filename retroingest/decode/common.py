@@ -43,7 +43,7 @@ def parse_xml(data: bytes, path: str | None) -> Element:
                                reason_code="unsafe_xml") from exc
     except ParseError as exc:
         raise DecodeError(path, f"malformed XML: {exc}", reason_code="malformed_xml") from exc
-    except (LookupError, UnicodeError) as exc:  # an encoding Python does not know, or bytes not in it
+    except (LookupError, UnicodeError, ValueError) as exc:  # unknown or multi-byte declared encoding, bytes not in it
         raise DecodeError(path, f"malformed XML: bad encoding ({exc})", reason_code="malformed_xml") from exc
 
 
