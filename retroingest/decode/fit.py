@@ -77,7 +77,7 @@ def _fit_datetime(v: Any) -> Any:
         return v.replace(tzinfo=dt.timezone.utc)
     if isinstance(v, int):  # seconds since device power-on: anchored at the FIT epoch, see docs
         return FIT_EPOCH + dt.timedelta(seconds=v)
-    return v
+    return None  # a damaged definition can make a time field a float or an array: not a time
 
 
 _DATETIME_FIELDS = {"timestamp", "start_time", "time_created", "local_timestamp"}
@@ -313,6 +313,11 @@ def messages_to_decoded(res: ReadResult, path: str | None = None) -> DecodedFile
     file_type = _first(fid, "type")
     file_type = None if file_type is None else str(file_type)
     rec = msgs.get("record", pl.DataFrame())
+    # a damaged definition can make a scalar field an array in every row: keep the first element
+    arrays = [c for c, t in rec.schema.items() if isinstance(t, (pl.List, pl.Array))]
+    if arrays:
+        rec = rec.with_columns(pl.col(c).list.first() if isinstance(rec.schema[c], pl.List) else pl.col(c).arr.first()
+                               for c in arrays)
     if file_type not in (None, "activity"):
         raise NotActivityError(path, f"FIT file type '{file_type}' holds no activity", reason_code="not_activity")
     if rec.height == 0 or rec["timestamp"].null_count() == rec.height:
