@@ -3,21 +3,26 @@
 How it works (FIT protocol, "FIT File Structure" in the Garmin FIT SDK docs):
 
 1. **Walk.** A pure-Python loop over message headers. Definition messages are parsed once per
-   distinct byte layout; data messages only note their payload offset and definition id.
+   distinct byte layout; data messages only note their payload offset and definition id. A run
+   of identical headers at the message stride is taken in one NumPy step.
 2. **Gather.** Per distinct definition, the payloads are copied into one ``(k, size)`` byte array
-   and viewed with a structured dtype (per-definition endianness), so every field is a NumPy column.
+   and each field is viewed as a NumPy column (per-definition endianness).
 3. **Profile rules** from ``fitparse.profile`` (MIT; SDK 20.8 tables, the same ones the reference
-   reader uses): invalid sentinels per base type become NULL, scale/offset, enum names,
-   subfields (``garmin_product``, ``avg_running_cadence``), component expansion
+   reader uses): invalid sentinels per base type become NULL (0 for the z types), scale/offset,
+   enum names, subfields (``garmin_product``, ``avg_running_cadence``), component expansion
    (``speed`` → ``enhanced_speed``, ``compressed_speed_distance`` → speed + accumulated distance),
-   compressed-timestamp headers, and "first valid value wins" when one name appears twice.
-4. **CRC** of every chained segment, vectorised over lanes (CRC-16/ARC is linear, init 0).
+   compressed-timestamp headers, integer arrays as tuples, and "first valid value wins" when one
+   name appears twice in a message (the reference reader's row rule).
+4. **CRC** of every chained segment, vectorised over lanes (CRC-16/ARC is linear, init 0); a
+   header CRC of 0x0000 is accepted, as the FIT spec allows.
 
 Anything this reader does not reproduce exactly — bad CRC, truncation, misaligned field sizes,
-arrays in fields we read, unknown developer fields, values fitparse would reject — raises
-:class:`Unsupported` internally and the file is read by :func:`read_messages_fitparse` instead,
-so damaged files keep the reference salvage behaviour and error reasons. ``ReadResult.decoder``
-says which reader produced the frames; ``extra['fast_fallback']`` says why the fast one gave up.
+developer fields without a description, values fitparse's processors would reject, any
+unexpected exception — falls back: the file is read by :func:`read_messages_fitparse`, so damaged
+files keep the reference salvage behaviour and error reasons. ``ReadResult.decoder`` says which
+reader produced the frames; ``extra['fast_fallback']`` says why the fast one gave up.
+Dtypes follow what the reference infers from Python values (Int64, Float64, String, Null for an
+all-NULL column, Datetime('us', 'UTC') for the date_time names).
 """
 
 from __future__ import annotations
