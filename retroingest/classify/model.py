@@ -112,16 +112,24 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     out = []
     logv = np.log(np.maximum(f.v_eff, 0.05))
     logc = np.log(np.maximum(np.nan_to_num(f.c, nan=1.0), 1.0))
+    # per-record residuals against each activity's baseline loci, for all activities at once
+    gi = f.group
+    prm = np.array([[math.log(b.run_cadence_spm), math.log(b.run_speed_mps), b.run_beta,
+                     math.log(b.walk_cadence_spm), math.log(b.walk_speed_mps), b.walk_beta]
+                    for b in baselines]).reshape(len(baselines), 6)[gi].T
+    r_run_all = logc - (prm[0] + prm[2] * (logv - prm[1]))
+    r_walk_all = logc - (prm[3] + prm[5] * (logv - prm[4]))
+    with np.errstate(invalid="ignore"):
+        base_ok = (np.abs(f.grade) < 0.04) & f.steady
+        run_ok_all = base_ok & (f.c >= 135) & (f.v >= 1.4)
+        walk_ok_all = base_ok & (f.c >= 80) & (f.c < 135) & (f.v >= 0.5) & (f.v < 2.0)
     for g, (a, b) in enumerate(zip(f.starts, f.ends)):
         bl = baselines[g]
         sl = slice(a, b)
-        c, v = f.c[sl], f.v[sl]
-        flat = np.abs(f.grade[sl]) < 0.04
-        r_run = logc[sl] - bl.run_locus(logv[sl])
+        v = f.v[sl]
         steady = f.steady[sl]
-        run_ok = (c >= 135) & (v >= 1.4) & flat & steady
-        r_walk = logc[sl] - bl.walk_locus(logv[sl])
-        walk_ok = (c >= 80) & (c < 135) & (v >= 0.5) & (v < 2.0) & flat & steady
+        r_run, r_walk = r_run_all[sl], r_walk_all[sl]
+        run_ok, walk_ok = run_ok_all[sl], walk_ok_all[sl]
         prior = float(context_prior[g])
         run_off, p_back, run_sd = 0.0, 0.0, p.run_sd_fwd
         if run_ok.sum() >= 120:
