@@ -34,7 +34,9 @@ def mask(n, *spans):
 
 
 def test_held_out_seed_is_not_a_development_seed():
-    assert HELD_OUT_SEED >= DEV_SEED_LIMIT
+    from retroingest.evaluate import SPENT_SEEDS
+
+    assert HELD_OUT_SEED >= DEV_SEED_LIMIT and HELD_OUT_SEED not in SPENT_SEEDS
 
 
 def test_raster_samples_the_middle_of_each_second():
@@ -136,6 +138,8 @@ def test_dev_seeds_are_refused_unless_allowed(tmp_path):
 
     with pytest.raises(ValueError, match="development seed"):
         evaluate(seed=5, n=1, corpus=None, workdir=tmp_path)
+    with pytest.raises(ValueError, match="development seed"):
+        evaluate(seed=10_003, n=1, corpus=None, workdir=tmp_path)   # looked at in docs/CLASSIFIER.md
 
 
 def test_smoke_real_pipeline_on_three_simulated_files(tmp_path):
