@@ -132,3 +132,34 @@ def sources(config: dict[str, Any] | None = None) -> dict[str, Any]:
 def pipelines(config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``[pipelines]`` settings (schedule, workers, task runner) with environment overrides."""
     return _merged(load() if config is None else config, "pipelines", PIPELINES_DEFAULTS)
+
+
+# --- [privacy]: private places whose positions are hidden in the report and dashboard views ---
+
+def privacy_zones(config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``[privacy] zones = [{name, lat, lon, radius_m}, ...]`` checked; [] when not configured.
+
+    Positions within ``radius_m`` metres (great-circle) of a zone's centre are shown as NULL in
+    ``v_records_public`` and drawn nowhere in the HTML report, as Strava's privacy zones do.
+    """
+    cfg = load() if config is None else config
+    sec = cfg.get("privacy", {})
+    if not isinstance(sec, dict):
+        raise ConfigError(None, "[privacy] must be a table", reason_code="config_invalid")
+    zones = sec.get("zones", [])
+    if not isinstance(zones, list):
+        raise ConfigError(None, "[privacy] zones must be a list of tables", reason_code="config_invalid")
+    out = []
+    for i, z in enumerate(zones):
+        if not isinstance(z, dict) or set(z) - {"name", "lat", "lon", "radius_m"}:
+            raise ConfigError(None, f"[privacy] zones[{i}]: keys are name, lat, lon, radius_m", reason_code="config_invalid")
+        try:
+            lat, lon, r = float(z["lat"]), float(z["lon"]), float(z.get("radius_m", 500))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(None, f"[privacy] zones[{i}]: lat and lon (degrees) are required numbers",
+                              reason_code="config_invalid") from exc
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 < r <= 50_000):
+            raise ConfigError(None, f"[privacy] zones[{i}]: lat/lon out of range or radius_m not in (0, 50000]",
+                              reason_code="config_invalid")
+        out.append({"name": str(z.get("name") or f"zone{i + 1}"), "lat_deg": lat, "lon_deg": lon, "radius_m": r})
+    return out
