@@ -45,6 +45,8 @@ def write_report(warehouse_path: str | Path | None, out_dir: str | Path, activit
     cfg = config_mod.load() if config is None else config
     try:
         con = warehouse.connect(path, wait_s=5)
+        from retroingest.privacy import sync_zones
+        sync_zones(con, config_mod.privacy_zones(cfg))  # [privacy] zones as configured now
         refresh(con, cfg)
         note = ""
     except WarehouseBusyError:

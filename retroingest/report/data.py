@@ -73,7 +73,7 @@ def activity_detail(con: duckdb.DuckDBPyConnection, activity_id: int) -> Activit
     det.claims = claims[0] if claims else None
     rec = con.execute(
         "SELECT ts, elapsed_s, lat_deg, lon_deg, speed_mps, cadence_spm, heart_rate_bpm "
-        "FROM v_records WHERE activity_id = ? ORDER BY seq", [activity_id]).pl()
+        "FROM v_records_public WHERE activity_id = ? ORDER BY seq", [activity_id]).pl()  # privacy zones hidden
     if rec.height == 0:
         return det
     bw = pl.DataFrame(
