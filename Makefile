@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 
-.PHONY: setup demo test test-all bench accuracy fuzz serve clean
+.PHONY: setup demo test test-all bench accuracy fuzz serve nightly clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ fuzz: setup
 # Nightly import on a cron schedule through a local Prefect server (docs/CONCURRENCY.md).
 serve: setup
 	$(PY) -m retroingest.cli serve
+
+# Run the nightly import once, now, from the sources in retroingest.toml.
+nightly: setup
+	$(PY) -m pipelines.flows nightly_import
 
 clean:
 	rm -rf warehouse/retro.duckdb warehouse/retro.duckdb.wal warehouse/retro.duckdb.staging warehouse/report .pytest_cache
