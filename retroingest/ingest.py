@@ -189,6 +189,12 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
             [dt.datetime.now(dt.timezone.utc), result.n_files, c.get("ingested", 0), c.get("salvaged", 0),
              c.get("duplicate", 0), c.get("skipped", 0), c.get("quarantined", 0), c.get("unchanged", 0),
              summary.n_records, import_id])
+        try:  # dashboards read v_records_public: keep its zones as configured now
+            from retroingest import config as config_mod
+            from retroingest.privacy import sync_zones
+            sync_zones(con, config_mod.privacy_zones())
+        except RetroIngestError as exc:
+            result.post_steps["privacy zones"] = f"failed: {exc}"
         if resumed_imports:
             con.execute("UPDATE imports SET finished_at = ?, command = command || ? WHERE list_contains(?, import_id)",
                         [dt.datetime.now(dt.timezone.utc), f" (interrupted; completed by import {import_id})",

@@ -81,3 +81,17 @@ def test_report_draws_no_position_inside_a_zone(run_near_home, tmp_path):
     finally:
         con.close()
     assert det is not None and det.lat and min(haversine_m(START_LAT, LON, a, b) for a, b in zip(det.lat, det.lon)) > 50
+
+
+def test_ingest_syncs_the_configured_zones(tmp_path, warehouse_path, monkeypatch):
+    cfg = tmp_path / "retroingest.toml"
+    cfg.write_text(f'[privacy]\nzones = [{{name = "home", lat = {START_LAT}, lon = {LON}, radius_m = 50}}]\n')
+    monkeypatch.setenv(config.ENV_CONFIG, str(cfg))
+    (tmp_path / "run.fit").write_bytes(fit_bytes(n=120))
+    ingest([tmp_path / "run.fit"], warehouse_path, workers=1, run_post_steps=False)
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        assert con.execute("SELECT name FROM privacy_zones").fetchall() == [("home",)]
+        assert con.execute("SELECT count(*) FROM v_records_public WHERE lat_deg IS NULL").fetchone()[0] >= 45
+    finally:
+        con.close()
