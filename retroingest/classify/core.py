@@ -282,10 +282,6 @@ def _refs(f: featmod.Features, path: np.ndarray, em: model.Emissions, ids: np.nd
         sl = slice(a, b)
         fr = (path[sl] == FR) & em.has_c[sl] & em.has_v[sl] & flat[sl] & (f.c[sl] >= 135)
         fw = (path[sl] == FW) & em.has_c[sl] & em.has_v[sl] & flat[sl]
-        if f.noisy_speed[a]:
-            # speeds from noisy positions teach the baseline nothing reliable
-            fr = fr & False
-            fw = fw & False
         fr_s = float(f.dt[sl][fr].sum())
         fw_s = float(f.dt[sl][fw].sum())
         run_off = walk_off = run_v = run_c = gct = None
