@@ -15,9 +15,10 @@ import numpy as np
 import polars as pl
 
 # Speed from the displacement over a window instead of the mean of 1 s displacements, for noisy
-# (position-derived) speeds. Measured: +0.05-0.08 recall on simulated GPX files, but +4 s/h false
-# positives on a real TCX run of the corpus; off until that is understood.
-CHORD_SPEED = False
+# (position-derived) speeds at walking pace. Measured on development seeds: backward walking recall
+# on GPX up, real-corpus false positives down (7.98 from 9.67 s/h); applied at running pace it cost
+# false positives on a winding real TCX route, hence the walking-pace limit.
+CHORD_SPEED = True
 MAX_DT_S = 10.0      # a record stands for at most this much time (longer gaps are pauses)
 UPHILL_COST_PER_GRADE = 4.5  # grade-adjusted speed: +4.5 % effort per +1 % grade (Minetti 2002 [E])
 
@@ -217,7 +218,9 @@ def compute(records: pl.DataFrame) -> Features:
             # displacements (position noise makes every 1 s step look longer, most of all at
             # walking pace); falls back to the mean where the window has no fixes at both ends
             chord = _wmean(_chord_speed(lat, lon, t, lo5, hi5), lo5, hi5) if CHORD_SPEED else v
-            v = np.where(noisy & ~np.isnan(chord) & CHORD_SPEED, chord, v)
+            # only at walking pace, where the noise bias dominates; at running pace a winding
+            # route makes the chord shorter than the path
+            v = np.where(noisy & ~np.isnan(chord) & CHORD_SPEED & (v < 2.0), chord, v)
     if has_gct:
         c, gct_s = _wmean(cad, lo4, hi4), _wmean(gct, lo4, hi4)
     else:
