@@ -190,3 +190,16 @@ def test_gzip_member_decodes_like_the_plain_file(tmp_path):
     from retroingest.sources import discover
     [item] = list(discover([tmp_path]))
     assert item.read() == plain
+
+
+def test_gpx_strides_at_a_slow_run_are_not_mistaken_for_steps():
+    """97 at 2.32 m/s fits the steps band of a walk-run overlap, but 1.43 m steps at that speed are
+    not human; as strides it is 194 steps/min of 0.72 m, a short-stepped (e.g. backward) run."""
+    act = decode_bytes(make_gpx(cad=97, speed_mps=2.32), "slow.gpx").activities[0]
+    assert act.meta["cadence_source_unit"] == "strides_per_min"
+    assert act.records["cadence_spm"].median() == 194
+
+
+def test_gpx_backward_walking_steps_stay_steps():
+    act = decode_bytes(make_gpx(cad=105, speed_mps=0.95, type_="walking"), "bw.gpx").activities[0]
+    assert act.meta["cadence_source_unit"] == "steps_per_min"

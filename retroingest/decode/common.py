@@ -93,14 +93,10 @@ def sport_from_text(text: str | None) -> str | None:
     return SPORT_WORDS.get(text.strip().lower().replace(" ", "_"))
 
 
-# Plausible steps per minute by speed (DOMAIN.md): walking 95-130, running 140-200; the bands
-# overlap around 2 m/s where people jog slowly or walk fast.
-def _expected_spm(speed_mps: float) -> tuple[float, float, float]:
-    if speed_mps < 1.8:
-        return 85.0, 140.0, 112.0
-    if speed_mps < 2.4:
-        return 95.0, 190.0, 150.0
-    return 135.0, 215.0, 170.0
+def expected_step_length_m(speed_mps: float) -> float:
+    """Typical step length at a speed, walking or running: about 0.74 m at 1.35 m/s and 1.09 m at
+    3.0 m/s (DOMAIN.md table), i.e. 0.40 + 0.23·v, a straight line through those anchors."""
+    return 0.40 + 0.23 * speed_mps
 
 
 def decide_cadence_unit(cad: np.ndarray, speed: np.ndarray, sport: str | None) -> dict[str, Any]:
@@ -121,16 +117,16 @@ def decide_cadence_unit(cad: np.ndarray, speed: np.ndarray, sport: str | None) -
     if moving.sum() >= 10:
         c = float(np.median(cad[moving]))
         v = float(np.median(speed[moving]))
-        lo, hi, centre = _expected_spm(v)
-        # as strides (x2) or as steps (x1): pick the reading that lands in the band for this speed
-        fits = {m: lo <= m * c <= hi for m in (2.0, 1.0)}
-        if fits[2.0] != fits[1.0]:
-            m = 2.0 if fits[2.0] else 1.0
-        else:
-            m = min((2.0, 1.0), key=lambda k: abs(math.log(k * c / centre)))
+        expected = expected_step_length_m(v)
+        # read as strides (x2) or as steps (x1): pick the reading whose implied step length
+        # (speed / steps per second) is nearer, in ratio, to a human step at that speed
+        step = {m: v / (m * c / 60.0) for m in (2.0, 1.0)}
+        m = min(step, key=lambda k: abs(math.log(step[k] / expected)))
         unit = "strides_per_min" if m == 2.0 else "steps_per_min"
+        other = 1.0 if m == 2.0 else 2.0
         reason = (f"median cadence {c:.0f} at median moving speed {v:.2f} m/s: read as {unit.replace('_', ' ')} "
-                  f"gives {m * c:.0f} steps/min (plausible {lo:.0f}-{hi:.0f} at that speed)")
+                  f"it gives {m * c:.0f} steps/min and {step[m]:.2f} m steps, the other reading "
+                  f"{step[other]:.2f} m; a typical step at that speed is {expected:.2f} m")
         return {"multiplier": m, "unit": unit, "reason": reason}
     c = float(np.median(cad[ok]))
     m = 2.0 if c < 100 else 1.0
