@@ -125,7 +125,11 @@ def classify_fit_error(exc: Exception) -> tuple[str, str]:
 def read_messages_fitparse(data: bytes, path: str | None = None) -> ReadResult:
     """Reference reader: fitparse with CRC checks on; keeps every message before any damage."""
     import fitparse
+    from fitparse import records as fp_records
 
+    # fitparse keeps developer-field definitions in a module-level dict: without this, a file's
+    # result would depend on which files this process decoded before it
+    fp_records.DEV_TYPES.clear()
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in WANTED}
     error = code = None
     try:
