@@ -153,6 +153,7 @@ def test_sigkill_at_three_points_then_rerun_equals_uninterrupted_run(tmp_path, c
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_sigkill_twenty_trials(tmp_path, corpus):
     phases = trials(tmp_path, corpus, n_trials=20, seed=20, n_generated=N_GENERATED_FULL)
     print("\n".join(phases))

@@ -45,6 +45,7 @@ def test_a_decode_over_the_time_limit_is_quarantined_not_hung(corpus, monkeypatc
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_5000_mutants(corpus, tmp_path):
     rep = fuzz.run(corpus, 5000, seed=1, workdir=tmp_path)
     assert rep.ok, rep.summary()
