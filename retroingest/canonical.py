@@ -127,8 +127,8 @@ def conform(df: pl.DataFrame, path: str | None = None) -> pl.DataFrame:
             continue
         if name in df.columns:
             col = pl.col(name).cast(dtype)
-            if dtype == pl.Float64:
-                col = col.fill_nan(None)
+            if dtype == pl.Float64:  # NaN and ±inf (e.g. '1e999' in XML) are not measurements
+                col = pl.when(col.is_finite()).then(col)
             exprs.append(col.alias(name))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
