@@ -34,10 +34,10 @@ accuracy: setup
 bench: setup
 	$(PY) benchmarks/bench_decode.py
 	$(PY) benchmarks/bench_classify.py
-	$(PY) benchmarks/bench_e2e.py
+	$(PY) benchmarks/bench_e2e.py --no-post
 
 fuzz: setup
-	$(PY) -m retroingest.fuzz --n 5000
+	$(PY) -m retroingest.fuzz --n 5000 --seed 1 --json warehouse/fuzz.json
 
 # Nightly import on a cron schedule through a local Prefect server (docs/CONCURRENCY.md).
 serve: setup
