@@ -34,7 +34,7 @@ accuracy: setup
 bench: setup
 	$(PY) benchmarks/bench_decode.py
 	$(PY) benchmarks/bench_classify.py
-	$(PY) benchmarks/bench_e2e.py --no-post
+	$(PY) benchmarks/bench_e2e.py
 
 fuzz: setup
 	$(PY) -m retroingest.fuzz --n 5000 --seed 1 --json warehouse/fuzz.json
