@@ -256,7 +256,8 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
 
 
 @main.command()
-@click.option("--seed", type=int, default=None, help="held-out seed [default: 20261123]; seeds < 10000 are dev seeds")
+@click.option("--seed", type=int, default=None,
+              help="held-out seed [default: 20261207]; seeds < 10000 and spent seeds need --allow-dev-seed")
 @click.option("--n", "n", type=click.IntRange(1, 10_000), default=96, show_default=True, help="simulated files")
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="real corpus for the forward-run false-positive rate [default: ../shared/corpus]")
@@ -266,11 +267,12 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
               help="also write the full report as JSON")
 @click.option("--layout", type=click.Choice(["per_athlete", "shared"]), default="per_athlete", show_default=True,
               help="one warehouse per simulated athlete, or one shared warehouse with serial -> athlete mapping")
-@click.option("--allow-dev-seed", is_flag=True, help="accept a development seed (for debugging only)")
+@click.option("--allow-dev-seed", is_flag=True,
+              help="accept a development or spent seed (debugging, or reproducing a past report)")
 def evaluate(seed, n, corpus, workdir, json_path, layout, allow_dev_seed):
     """Accuracy harness: simulate a held-out set, ingest + classify it, print precision/recall/F1 and FP rates.
 
-    Example: retroingest evaluate --seed 20261123 --n 96 --json accuracy.json
+    Example: retroingest evaluate --n 96 --json accuracy.json
     """
     from retroingest import evaluate as ev
 
