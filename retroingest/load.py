@@ -7,7 +7,8 @@ next run completes it. Ids are derived from content, so a re-run writes the same
 Identity rules (see docs/SCHEMA.md):
 - exact duplicate: the same SHA-256 already stored under another path → status ``duplicate``;
 - same recording: FIT ``file_id`` serial number + time_created (+ session) already stored;
-- same activity in another format: time ranges overlap by ≥ 80 % of the shorter one.
+- same activity in another format: time ranges overlap by ≥ 80 % of the shorter one and the
+  durations are within 2x (never between two different device serials: that is a group run).
 All copies are stored (nothing is lost); the richest is primary (``duplicate_of IS NULL``) and
 the others point to it.
 """
@@ -118,6 +119,8 @@ def _find_same(con: duckdb.DuckDBPyConnection, act: dict[str, Any]) -> tuple[int
         if act.get("device_serial") and serial == act.get("device_serial") and tc == act.get("time_created") \
                 and si == act["session_index"]:
             return aid, "same_recording", f"device serial {serial}, time_created {tc:%Y-%m-%dT%H:%M:%SZ}"
+        if serial and act.get("device_serial") and serial != act.get("device_serial"):
+            continue  # two devices recording at once are two people (a group run), not one activity
         overlap = (min(e, act["end_time"]) - max(s, act["start_time"])).total_seconds()
         durations = sorted([(e - s).total_seconds(), (act["end_time"] - act["start_time"]).total_seconds()])
         shorter, longer = durations

@@ -160,3 +160,12 @@ def test_two_different_activities_at_different_times_are_both_primary(tmp_path, 
     (tmp_path / "pm.fit").write_bytes(fit_bytes(serial=1, start=later, created=later))
     ingest([tmp_path], warehouse_path, workers=1)
     assert rows(warehouse_path, "SELECT count(*) FROM v_activities") == [(2,)]
+
+
+def test_two_watches_recording_the_same_run_are_two_activities(tmp_path, warehouse_path):
+    """A group run: same times, different device serials. Not merged (GPX/TCX have no serial and
+    still match a FIT copy by time)."""
+    (tmp_path / "me.fit").write_bytes(fit_bytes(serial=1001))
+    (tmp_path / "friend.fit").write_bytes(fit_bytes(serial=2002, hr=150))
+    ingest([tmp_path], warehouse_path, workers=1)
+    assert rows(warehouse_path, "SELECT count(*) FROM v_activities") == [(2,)]
