@@ -214,14 +214,19 @@ def segment_equivalence(segments: pl.DataFrame, profiles: pl.DataFrame) -> pl.Da
             _energy_method().alias("energy_method"),
             coverage.alias("hr_coverage"),
         )
-        .with_columns(
-            _pace(pl.col("backward_distance_m")).alias("backward_pace_s_per_km"),
-            _pace(pl.col("fwd_distance_m")).alias("fwd_equivalent_pace_s_per_km"),
-            pl.when(pl.col("hr_coverage") >= MIN_HR_COVERAGE)
-            .then(pl.col("trimp_raw") / pl.col("hr_coverage")).alias("trimp"),
-        )
+        .with_columns(*_paces_and_trimp())
         .collect(engine="in-memory")
     )
+
+
+def _paces_and_trimp() -> list[pl.Expr]:
+    """Paces and HR load derived from a row's totals (same for segment and activity rows)."""
+    return [
+        _pace(pl.col("backward_distance_m")).alias("backward_pace_s_per_km"),
+        _pace(pl.col("fwd_distance_m")).alias("fwd_equivalent_pace_s_per_km"),
+        pl.when(pl.col("hr_coverage") >= MIN_HR_COVERAGE)
+        .then(pl.col("trimp_raw") / pl.col("hr_coverage")).alias("trimp"),
+    ]
 
 
 def _sum_known(col: str) -> pl.Expr:
@@ -264,12 +269,7 @@ def activity_equivalence(seg_eq: pl.DataFrame) -> pl.DataFrame:
             pl.when(pl.col("backward_time_s") > 0)
             .then(pl.col("hr_time_s") / pl.col("backward_time_s")).alias("hr_coverage"),
         )
-        .with_columns(
-            _pace(pl.col("backward_distance_m")).alias("backward_pace_s_per_km"),
-            _pace(pl.col("fwd_distance_m")).alias("fwd_equivalent_pace_s_per_km"),
-            pl.when(pl.col("hr_coverage") >= MIN_HR_COVERAGE)
-            .then(pl.col("trimp_raw") / pl.col("hr_coverage")).alias("trimp"),
-        )
+        .with_columns(*_paces_and_trimp())
         .collect(engine="in-memory")
     )
 
