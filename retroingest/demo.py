@@ -65,7 +65,7 @@ def main() -> int:
     finally:
         con.close()
     print(f"\nReport (offline HTML, open it in a browser): {_report(wpath)}")
-    print(f"\nTry: .venv/bin/retroingest status   |   .venv/bin/retroingest sql \"SELECT * FROM v_activities\"")
+    print("\nTry: .venv/bin/retroingest status   |   .venv/bin/retroingest sql \"SELECT * FROM v_activities\"")
     return 0
 
 

@@ -12,7 +12,6 @@ import datetime as dt
 import multiprocessing
 import os
 
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +291,6 @@ def reclassify(warehouse_path: str | Path | None = None, activity_ids: Sequence[
     return out
 
 
-def temp_stage_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="retroingest-stage-"))
 
 
 

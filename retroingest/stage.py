@@ -7,7 +7,6 @@ reads finished folders. A folder is complete once ``file.json`` exists (written 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -21,7 +20,6 @@ from typing import Any
 
 import polars as pl
 
-from retroingest import canonical
 from retroingest.decode import decode_bytes, sniff_format
 from retroingest.errors import NotActivityError, RetroIngestError
 
@@ -168,10 +166,6 @@ def write_note(stage_root: Path, info: StagedFile) -> StagedFile:
 
 def clear(stage_dir: str | Path) -> None:
     shutil.rmtree(stage_dir, ignore_errors=True)
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 

@@ -2,7 +2,6 @@
 
 import datetime as dt
 
-import duckdb
 import polars as pl
 import pytest
 
