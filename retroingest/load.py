@@ -100,8 +100,8 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
         con.unregister("_rows")
 
 
-def _find_same(con: duckdb.DuckDBPyConnection, act: dict[str, Any]) -> tuple[int, str, str] | None:
-    """An already stored primary activity that is the same real activity, with the rule that matched."""
+def _find_same(con: duckdb.DuckDBPyConnection, act: dict[str, Any]) -> tuple[int, float, str, str] | None:
+    """An already stored primary activity that is the same real activity: (id, richness, rule, why)."""
     rows = con.execute(
         """
         SELECT activity_id, richness, start_time, end_time, device_serial, time_created, session_index, file_id
@@ -115,10 +115,10 @@ def _find_same(con: duckdb.DuckDBPyConnection, act: dict[str, Any]) -> tuple[int
          act["end_time"], act["start_time"]],
     ).fetchall()
     best = None
-    for aid, _rich, s, e, serial, tc, si, fid in rows:
+    for aid, rich, s, e, serial, tc, si, _fid in rows:
         if act.get("device_serial") and serial == act.get("device_serial") and tc == act.get("time_created") \
                 and si == act["session_index"]:
-            return aid, "same_recording", f"device serial {serial}, time_created {tc:%Y-%m-%dT%H:%M:%SZ}"
+            return aid, rich, "same_recording", f"device serial {serial}, time_created {tc:%Y-%m-%dT%H:%M:%SZ}"
         if serial and act.get("device_serial") and serial != act.get("device_serial"):
             continue  # two devices recording at once are two people (a group run), not one activity
         overlap = (min(e, act["end_time"]) - max(s, act["start_time"])).total_seconds()
@@ -128,9 +128,9 @@ def _find_same(con: duckdb.DuckDBPyConnection, act: dict[str, Any]) -> tuple[int
         if shorter > 0 and overlap / shorter >= OVERLAP_SAME_ACTIVITY and shorter / longer >= MIN_DURATION_RATIO:
             frac = overlap / shorter
             if best is None or frac > best[0]:
-                best = (frac, aid)
+                best = (frac, aid, rich)
     if best:
-        return best[1], "same_activity", f"time ranges overlap {best[0]:.0%}"
+        return best[1], best[2], "same_activity", f"time ranges overlap {best[0]:.0%}"
     return None
 
 
@@ -146,7 +146,7 @@ def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int, code: str
         "SELECT count(*) FILTER (WHERE duplicate_of IS NULL), min(duplicate_of) FROM activities WHERE file_id = ?",
         [file_id]).fetchone()
     n_primary, dup_of = row
-    cur = con.execute("SELECT status, reason_code FROM source_files WHERE file_id = ?", [file_id]).fetchone()
+    cur = con.execute("SELECT status FROM source_files WHERE file_id = ?", [file_id]).fetchone()
     if cur is None:
         return
     if n_primary == 0 and dup_of is not None and cur[0] == "ingested":
@@ -168,6 +168,7 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
     dup_reason = dup_code = None
     dup_file = None
     touched_files: dict[int, tuple[str, str]] = {}
+    demoted: set[int] = set()
     rows = []
     for meta in acts.iter_rows(named=True):
         act = {k: v for k, v in meta.items()}
@@ -177,8 +178,7 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
         act["duplicate_of"] = None
         same = _find_same(con, act)
         if same:
-            other_id, code, why = same
-            other_rich = con.execute("SELECT richness FROM activities WHERE activity_id = ?", [other_id]).fetchone()[0]
+            other_id, other_rich, code, why = same
             if act["richness"] > other_rich:
                 # the new copy is richer: it becomes primary and the old group points to it
                 con.execute("UPDATE activities SET duplicate_of = ? WHERE activity_id = ? OR duplicate_of = ?",
@@ -187,6 +187,7 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
                     if r["duplicate_of"] == other_id:
                         r["duplicate_of"] = act["activity_id"]
                 touched_files[_file_path(con, other_id)[0]] = (code, why)
+                demoted.add(other_id)
                 n_primary += 1
             else:
                 act["duplicate_of"] = other_id
@@ -204,12 +205,10 @@ def _load_activities(con: duckdb.DuckDBPyConnection, info: StagedFile, file_id: 
         "INSERT INTO records BY NAME SELECT * EXCLUDE (session_index), ? * 256 + session_index AS activity_id "
         "FROM read_parquet(?)", [base, str(stage / "records.parquet")])
     summary.new_activity_ids.extend(r["activity_id"] for r in rows if r["duplicate_of"] is None)
+    if demoted:  # an earlier primary of this batch that a richer copy replaced is no longer new work
+        summary.new_activity_ids[:] = [a for a in summary.new_activity_ids if a not in demoted]
     for fid, (code, why) in touched_files.items():
         _refresh_file_status(con, fid, code, why)
-        summary.new_activity_ids[:] = [
-            a for a in summary.new_activity_ids
-            if con.execute("SELECT duplicate_of IS NULL FROM activities WHERE activity_id = ?", [a]).fetchone()[0]
-        ]
     return n_primary, dup_reason, dup_code, dup_file
 
 
