@@ -45,11 +45,7 @@ def loaded(corpus, tmp_path_factory):
 
 
 def _files(wpath) -> pl.DataFrame:
-    con = duckdb.connect(str(wpath), read_only=True)
-    try:
-        return con.execute("SELECT * FROM source_files").pl()
-    finally:
-        con.close()
+    return _query(wpath, "SELECT * FROM source_files")
 
 
 def _query(wpath, sql, params=None) -> pl.DataFrame:
