@@ -94,21 +94,17 @@ def test_interrupted_load_leaves_nothing_half_written_and_the_next_run_completes
     for i in range(3):
         (tmp_path / f"run{i}.fit").write_bytes(fit_bytes(serial=100 + i, start=T0 + dt.timedelta(days=i),
                                                          created=T0 + dt.timedelta(days=i)))
-    real_load_one = load.load_one
-    calls = {"n": 0}
+    real_write = load._write_plan
 
-    def dying_load_one(con, info, import_id, summary):
-        calls["n"] += 1
-        status = real_load_one(con, info, import_id, summary)  # rows are written inside the transaction ...
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("power cut")               # ... and then the process dies
-        return status
+    def dying_write(con, plan):
+        real_write(con, plan)                      # the batch's rows are written inside the transaction ...
+        raise KeyboardInterrupt("power cut")       # ... and then the process dies before COMMIT
 
-    monkeypatch.setattr(load, "load_one", dying_load_one)
+    monkeypatch.setattr(load, "_write_plan", dying_write)
     with pytest.raises(KeyboardInterrupt):
         ingest([tmp_path], warehouse_path, workers=1)
     assert counts(warehouse_path) == {"source_files": 0, "activities": 0, "laps": 0, "records": 0}
-    monkeypatch.setattr(load, "load_one", real_load_one)
+    monkeypatch.setattr(load, "_write_plan", real_write)
     ingest([tmp_path], warehouse_path, workers=1)
     clean = tmp_path.parent / "clean.duckdb"
     ingest([tmp_path], clean, workers=1)
