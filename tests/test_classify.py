@@ -154,6 +154,35 @@ def test_chunked_viterbi_matches_full_decoding():
     assert (full == chunked).mean() >= 0.999
 
 
+def test_compiled_viterbi_equals_unchunked_numpy_decoding_per_activity():
+    rng = np.random.default_rng(1)
+    n = 6000
+    ll = rng.normal(0, 1, (n, 5))
+    ll[500:900, 4] += 3.0
+    ll[2500:2600, 2] += 3.0
+    ll[4100:4700, 0] += 3.0
+    starts, ends = np.array([0, 2000, 4000]), np.array([2000, 4000, n])
+    A = hmm.log_transitions()
+    ref = hmm.viterbi_batch(ll, starts, ends, A, chunk=n + 1)
+    got = hmm.viterbi(ll, starts, ends, A)
+    assert (ref == got).all()
+    assert (got[4100:4700] == 0).mean() > 0.9   # the planted stationary stretch is decoded
+
+
+def test_window_means_ignore_nan_and_never_cross_activities():
+    from retroingest.classify.features import TimeGrid
+    t = np.array([0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0])
+    starts, ends = np.array([0, 4]), np.array([4, 7])
+    group = np.array([0, 0, 0, 0, 1, 1, 1])
+    x = np.array([1.0, np.nan, 3.0, 5.0, 100.0, 200.0, np.nan])
+    grid = TimeGrid(t, starts, ends, group)
+    got = grid.mean(x, 1, 1)
+    np.testing.assert_allclose(got, [1.0, 2.0, 4.0, 4.0, 150.0, 150.0, 200.0])
+    lo, hi = grid.window(1, 1)
+    assert lo.tolist() == [0, 0, 1, 2, 4, 4, 5]
+    assert hi.tolist() == [2, 3, 4, 4, 6, 7, 7]
+
+
 def test_learned_baseline_moves_toward_the_athletes_forward_gait():
     from retroingest.classify.baseline import aggregate
     fast_high = Athlete(run_speed=3.6, run_cadence=182, beta=0.15)

@@ -12,42 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from retroingest.classify.features import Features, _wmean
+from retroingest.classify import kernels
+from retroingest.classify.features import Features
 
 CONTEXTS = ("unknown", "road", "track", "treadmill")
 UNKNOWN, ROAD, TRACK, TREADMILL = range(4)
 INDOOR_SUB_SPORTS = {"treadmill", "indoor_running", "indoor_walking", "virtual_activity"}
 M_PER_DEG = 111_195.0
+TRACK_MAX_RADIUS_M = 70.0   # radius of gyration over a 4-minute window
+TRACK_MIN_COVER_M = 250.0   # distance covered in that window
 
 
 def per_record(f: Features, sub_sports: list[str | None]) -> np.ndarray:
-    """Context code per record (vectorised)."""
-    n = f.n
-    ctx = np.full(n, UNKNOWN, np.int8)
-    if n == 0:
-        return ctx
-    lo, hi = f.grid.window(120.0, 120.0)
-    lat0 = np.nanmedian(f.lat) if np.isfinite(f.lat).any() else 0.0
-    y = (f.lat - lat0) * M_PER_DEG
-    x = f.lon * M_PER_DEG * np.cos(np.radians(np.nan_to_num(f.lat, nan=lat0)))
-    x = x - np.nanmedian(x) if np.isfinite(x).any() else x
-    mx, my = _wmean(x, lo, hi), _wmean(y, lo, hi)
-    mxx, myy = _wmean(x * x, lo, hi), _wmean(y * y, lo, hi)
-    with np.errstate(invalid="ignore"):
-        rg = np.sqrt(np.maximum(mxx - mx * mx, 0) + np.maximum(myy - my * my, 0))
-    dist = f.distance
-    if np.isnan(dist).all():
-        dist = np.cumsum(np.nan_to_num(f.v) * f.dt)
-    dist = np.where(np.isnan(dist), np.nan, dist)
-    hi1 = np.maximum(hi - 1, lo)
-    covered = dist[hi1] - dist[lo]
-    ctx[f.has_gps] = ROAD
-    compact = f.has_gps & (rg <= 70.0) & (np.nan_to_num(covered) >= 250.0)
-    ctx[compact] = TRACK
-    has_motion = ~np.isnan(f.v)
-    ctx[~f.has_gps & has_motion] = TREADMILL
-    sub = np.array([s or "" for s in sub_sports], dtype=object)[f.group]
-    ctx[sub == "track"] = TRACK
-    indoor = np.isin(sub, list(INDOOR_SUB_SPORTS))
-    ctx[indoor] = TREADMILL
-    return ctx
+    """Context code per record (one compiled pass, ``kernels.context``)."""
+    sub_code = np.array([1 if s == "track" else 2 if s in INDOOR_SUB_SPORTS else 0 for s in sub_sports], np.int64)
+    a64 = np.ascontiguousarray
+    return kernels.context(f.grid.starts, f.grid.ends, a64(f.group, np.int64), f.grid.fl, f.grid.ce, a64(f.lat, float),
+                           a64(f.lon, float), a64(f.distance, float), a64(f.v, float), a64(f.dt, float),
+                           a64(f.has_gps, bool), sub_code, M_PER_DEG, TRACK_MAX_RADIUS_M, TRACK_MIN_COVER_M)

@@ -17,7 +17,7 @@ import polars as pl
 
 from retroingest.classify import context as ctxmod
 from retroingest.classify import features as featmod
-from retroingest.classify import hmm, model
+from retroingest.classify import hmm, kernels, model
 from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
 from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
@@ -96,14 +96,14 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
 
     models = model.adapt(f, bls, context_prior, params)
     em = model.emissions(f, bls, models, context_bias, params)
-    path = hmm.viterbi_batch(em.loglik, f.starts, f.ends, hmm.log_transitions())
+    path = hmm.viterbi(em.loglik, f.starts, f.ends, hmm.log_transitions())
     path = _min_durations(path, f)
     segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
         "seq": records["seq"] if "seq" in records.columns else np.arange(f.n, dtype=np.int32),
-        "state": np.array(model.STATES)[path],
+        "state": pl.Series(model.STATES, dtype=pl.String).gather(path),
     })
     return Result(segs, states, refs)
 
@@ -152,43 +152,29 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
               models: list[model.ActivityModel]) -> pl.DataFrame:
     st, en = _runs(path, f.group)
-    seg_idx = np.repeat(np.arange(st.size), en - st)
     state = path
-    is_run = (state == FR) | (state == BR)
-    is_walk = (state == FW) | (state == BW)
-    # direction evidence per record for the record's gait
-    d = np.where(is_run, em.dir_run, np.where(is_walk, em.dir_walk, 0.0)) * np.sqrt(f.dt)
-    L = em.loglik
-    gait_ll = np.stack([L[:, S], np.maximum(L[:, FW], L[:, BW]), np.maximum(L[:, FR], L[:, BR])], 1)
-    gcode = np.where(state == S, 0, np.where(is_walk, 1, 2))
-    chosen = np.take_along_axis(gait_ll, gcode[:, None], 1)[:, 0]
-    other = np.where(np.arange(3)[None, :] == gcode[:, None], -np.inf, gait_ll).max(1)
-    margin = np.clip(chosen - other, -5, 5)
-    beta = np.array([b.run_beta for b in bls])[f.group]
-    wbeta = np.array([b.walk_beta for b in bls])[f.group]
-    step_ratio = np.where(is_run, np.exp(-em.r_run / beta), np.where(is_walk, np.exp(-em.r_walk / wbeta), np.nan))
+    a64 = np.ascontiguousarray
+    beta = np.array([b.run_beta for b in bls], dtype=float)
+    wbeta = np.array([b.walk_beta for b in bls], dtype=float)
     ts = records["ts"]
-    cad = np.where(em.has_c, f.c, np.nan)
-    steps = np.nan_to_num(cad) / 60.0 * f.dt
     dist = f.distance
     if np.isnan(dist).any():
         dist = np.where(np.isnan(dist), np.cumsum(np.nan_to_num(f.v) * f.dt), dist)
-    per = pl.DataFrame({
-        "seg": seg_idx, "group": f.group, "state": state.astype(np.int8), "ts": ts,
-        "d": d, "margin": margin, "step_ratio": step_ratio, "v": f.v, "c": cad,
-        "hr_res": em.hr_res, "grade": f.grade * 100.0, "grade_known": f.grade_known,
-        "has_c": em.has_c, "has_hr": em.has_hr, "has_v": em.has_v, "gps": f.has_gps,
-        "ctx": ctx, "steps": steps, "dist": dist, "doubled": f.cadence_doubled,
+    sums, meds, means, mode = kernels.segment_stats(
+        a64(st, np.int64), a64(en, np.int64), a64(path, np.int8), a64(em.loglik, float), a64(em.dir_run, float),
+        a64(em.dir_walk, float), a64(em.r_run, float), a64(em.r_walk, float), beta, wbeta,
+        a64(f.group, np.int64), a64(f.dt, float), a64(f.v, float), a64(f.c, float), a64(em.has_c, bool),
+        a64(em.hr_res, float), a64(f.grade, float), a64(f.grade_known, bool), a64(em.has_hr, bool),
+        a64(em.has_v, bool), a64(f.has_gps, bool), a64(f.cadence_doubled, bool), a64(ctx, np.int8),
+        len(ctxmod.CONTEXTS))
+    agg = pl.DataFrame({
+        "group": f.group[st], "state": state[st].astype(np.int8), "start_time": ts.gather(st),
+        "last_ts": ts.gather(en - 1), "d": sums[:, 0], "margin": sums[:, 1], "step_ratio": meds[:, 0],
+        "v": meds[:, 1], "c": meds[:, 2], "hr_res": meds[:, 3], "grade": meds[:, 4],
+        "grade_known": means[:, 0], "has_c": means[:, 1], "has_hr": means[:, 2], "has_v": means[:, 3],
+        "gps": means[:, 4], "ctx": mode, "steps": sums[:, 2], "d0": dist[st], "d1": dist[en - 1],
+        "doubled": means[:, 5] > 0,
     }, nan_to_null=True)
-    agg = per.group_by("seg", maintain_order=True).agg(
-        pl.col("group").first(), pl.col("state").first(), pl.col("ts").first().alias("start_time"),
-        pl.col("ts").last().alias("last_ts"), pl.col("d").sum(), pl.col("margin").sum(),
-        pl.col("step_ratio").median(), pl.col("v").median(), pl.col("c").median(),
-        pl.col("hr_res").median(), pl.col("grade").median(), pl.col("grade_known").mean(),
-        pl.col("has_c").mean(), pl.col("has_hr").mean(), pl.col("has_v").mean(), pl.col("gps").mean(),
-        pl.col("ctx").mode().first(), pl.col("steps").sum(), pl.col("dist").first().alias("d0"),
-        pl.col("dist").last().alias("d1"), pl.col("doubled").any(),
-    )
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
     same_next = agg["group"].shift(-1) == agg["group"]
@@ -273,28 +259,15 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
 def _refs(f: featmod.Features, path: np.ndarray, em: model.Emissions, ids: np.ndarray, athletes: list[str],
           bls: list[Baseline], models: list[model.ActivityModel], segs: pl.DataFrame) -> list[ActivityRef]:
     """Each activity's forward reference, from records decoded as forward run / walk."""
-    out = []
-    logve = np.log(np.maximum(np.nan_to_num(f.v_eff, nan=0.0), 0.05))
-    logv = np.log(np.maximum(np.nan_to_num(f.v, nan=0.0), 0.05))
-    logc = np.log(np.maximum(np.nan_to_num(f.c, nan=1.0), 1.0))
-    flat = np.abs(f.grade) < 0.04
-    for gi, (a, b) in enumerate(zip(f.starts, f.ends)):
-        sl = slice(a, b)
-        fr = (path[sl] == FR) & em.has_c[sl] & em.has_v[sl] & flat[sl] & (f.c[sl] >= 135)
-        fw = (path[sl] == FW) & em.has_c[sl] & em.has_v[sl] & flat[sl]
-        fr_s = float(f.dt[sl][fr].sum())
-        fw_s = float(f.dt[sl][fw].sum())
-        run_off = walk_off = run_v = run_c = gct = None
-        if fr_s >= 60:
-            run_off = float(np.median(logc[sl][fr] - POPULATION.run_locus(logve[sl][fr])))
-            run_v = float(np.median(f.v_eff[sl][fr]))
-            run_c = float(np.median(f.c[sl][fr]))
-            g = f.gct[sl][fr]
-            if np.isfinite(g).sum() >= 60:
-                ok = np.isfinite(g)
-                gct = float(np.exp(np.median(np.log(g[ok]) + 0.6 * (logve[sl][fr][ok] - math.log(POPULATION.run_speed_mps)))))
-        if fw_s >= 60:
-            walk_off = float(np.median(logc[sl][fw] - POPULATION.walk_locus(logve[sl][fw])))
-        out.append(ActivityRef(int(ids[gi]), athletes[gi], fr_s, run_v, run_c, run_off, fw_s, walk_off,
-                               models[gi].hr_b, gct))
-    return out
+    pop = np.array([math.log(POPULATION.run_cadence_spm), math.log(POPULATION.run_speed_mps), POPULATION.run_beta,
+                    math.log(POPULATION.walk_cadence_spm), math.log(POPULATION.walk_speed_mps), POPULATION.walk_beta])
+    a64 = np.ascontiguousarray
+    tab = kernels.refs(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(em.has_c, bool),
+                       a64(em.has_v, bool), a64(f.v_eff, float), a64(f.c, float), a64(f.gct, float),
+                       a64(f.grade, float), a64(f.dt, float), pop)
+
+    def opt(x: float) -> float | None:
+        return None if math.isnan(x) else float(x)
+
+    return [ActivityRef(int(ids[gi]), athletes[gi], float(r[0]), opt(r[3]), opt(r[4]), opt(r[2]), float(r[1]),
+                        opt(r[6]), models[gi].hr_b, opt(r[5])) for gi, r in enumerate(tab)]

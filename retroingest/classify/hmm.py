@@ -1,6 +1,8 @@
-"""Viterbi decoding for many sequences at once, vectorised over sequences and states.
+"""Viterbi decoding for many sequences at once.
 
-The time loop runs once per *step*, not per record: every activity is cut into chunks of equal
+``viterbi`` is what the classifier uses: exact decoding of every activity in one compiled loop
+(``kernels.viterbi``, about 0.02 s per million records). ``viterbi_batch`` is the NumPy
+formulation it replaced, kept as an independent reference for the tests. Its time loop runs once per *step*, not per record: every activity is cut into chunks of equal
 length that overlap their neighbours by ``overlap`` records on each side, all chunks are decoded
 together as one (chunks × states) array per step, and each chunk keeps only the path of its core.
 With strong, sticky transitions the Viterbi path of a chunk agrees with the full-sequence path
@@ -13,6 +15,7 @@ import math
 
 import numpy as np
 
+from retroingest.classify import kernels
 from retroingest.classify.model import BR, BW, FR, FW, S
 
 # mean dwell time (s) per state, and where a state goes when it is left
@@ -36,6 +39,12 @@ def log_transitions(switch_cost: float = 0.0) -> np.ndarray:
             if q > 0:
                 A[i, j] = math.log(leave * q) - switch_cost
     return A
+
+
+def viterbi(loglik: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA: np.ndarray) -> np.ndarray:
+    """Most likely state per record for the sequences [starts[k], ends[k]) of ``loglik`` (N, K), exact."""
+    return kernels.viterbi(np.ascontiguousarray(loglik, dtype=np.float64), np.asarray(starts, np.int64),
+                           np.asarray(ends, np.int64), np.ascontiguousarray(logA, dtype=np.float64))
 
 
 def viterbi_batch(loglik: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA: np.ndarray,

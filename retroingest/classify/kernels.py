@@ -1,0 +1,994 @@
+"""Compiled inner loops of the classifier (numba, ``cache=True``; one pass over the records each).
+
+The classifier's arithmetic is defined in ``features.py``, ``model.py`` and ``hmm.py``; these are
+the same computations written as explicit loops so that a batch is classified at > 1 million
+records per second on one core. They release the GIL (``nogil``). The first call in a fresh
+environment compiles them (a few seconds, then cached on disk next to this file in
+``__pycache__``); ``warm_up()`` does that on purpose and ``benchmarks/bench_classify.py`` reports
+its cost separately.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
+NAN = np.nan
+
+
+@njit(**_JIT)
+def wmean(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Mean of the non-NaN values of x in each [lo, hi) window (NaN when the window has none)."""
+    n = x.size
+    cs = np.empty(n + 1)
+    cn = np.empty(n + 1)
+    cs[0] = 0.0
+    cn[0] = 0.0
+    s = 0.0
+    c = 0.0
+    for i in range(n):
+        v = x[i]
+        if v == v:
+            s += v
+            c += 1.0
+        cs[i + 1] = s
+        cn[i + 1] = c
+    out = np.empty(n)
+    for i in range(n):
+        k = cn[hi[i]] - cn[lo[i]]
+        out[i] = (cs[hi[i]] - cs[lo[i]]) / k if k > 0 else NAN
+    return out
+
+
+@njit(**_JIT)
+def cells(tg: np.ndarray):
+    """Whole-second cells of the time grid: floor(tg) and ceil(tg) as integers."""
+    n = tg.size
+    fl = np.empty(n, np.int64)
+    ce = np.empty(n, np.int64)
+    for i in range(n):
+        fl[i] = math.floor(tg[i])
+        ce[i] = math.ceil(tg[i])
+    return fl, ce
+
+
+@njit(**_JIT)
+def bounds(fl: np.ndarray, ce: np.ndarray, starts: np.ndarray, ends: np.ndarray, before: int, after: int):
+    """[lo, hi) record bounds of the window [t - before, t + after] (whole seconds: the records whose
+    cell floor(t_j) lies in [ceil(t_i) - before, floor(t_i) + after]), per record, never crossing
+    an activity; two pointers, cells sorted within each activity."""
+    n = fl.size
+    lo = np.empty(n, np.int64)
+    hi = np.empty(n, np.int64)
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        p = a
+        q = a
+        for i in range(a, b):
+            ca = ce[i] - before
+            cb = fl[i] + after
+            while q < b and fl[q] <= cb:
+                q += 1
+            while p < b and fl[p] < ca:
+                p += 1
+            lo[i] = p
+            hi[i] = q
+    return lo, hi
+
+
+@njit(**_JIT)
+def wmean_grid(x: np.ndarray, fl: np.ndarray, ce: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               before: int, after: int) -> np.ndarray:
+    """``wmean`` over the windows of ``bounds`` with running sums (one pass, no index arrays)."""
+    out, _ = wmean2_grid(x, x, fl, ce, starts, ends, before, after, False)
+    return out
+
+
+@njit(**_JIT)
+def wmean2_grid(x: np.ndarray, y: np.ndarray, fl: np.ndarray, ce: np.ndarray, starts: np.ndarray,
+                ends: np.ndarray, before: int, after: int, both: bool):
+    """Window means of x (and of y when ``both``) over the same windows, in one pass."""
+    n = fl.size
+    out = np.empty(n)
+    out2 = np.empty(n if both else 0)
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        p = a
+        q = a
+        s = 0.0
+        c = 0
+        s2 = 0.0
+        c2 = 0
+        for i in range(a, b):
+            ca = ce[i] - before
+            cb = fl[i] + after
+            while q < b and fl[q] <= cb:
+                v = x[q]
+                if v == v:
+                    s += v
+                    c += 1
+                if both:
+                    v = y[q]
+                    if v == v:
+                        s2 += v
+                        c2 += 1
+                q += 1
+            while p < b and fl[p] < ca:
+                v = x[p]
+                if v == v:
+                    s -= v
+                    c -= 1
+                if both:
+                    v = y[p]
+                    if v == v:
+                        s2 -= v
+                        c2 -= 1
+                p += 1
+            if c > 0:
+                out[i] = s / c
+            else:
+                s = 0.0
+                out[i] = NAN
+            if both:
+                if c2 > 0:
+                    out2[i] = s2 / c2
+                else:
+                    s2 = 0.0
+                    out2[i] = NAN
+    return out, out2
+
+
+@njit(**_JIT)
+def viterbi(L: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA: np.ndarray) -> np.ndarray:
+    """Exact Viterbi path of every sequence [starts[k], ends[k]) of log-likelihoods L (N, K).
+
+    Ties go to the lowest state index (as ``np.argmax``).
+    """
+    n, k = L.shape
+    path = np.zeros(n, np.int8)
+    bp = np.empty((n, k), np.int8)
+    delta = np.empty(k)
+    new = np.empty(k)
+    for g in range(starts.size):
+        a = starts[g]
+        b = ends[g]
+        if b <= a:
+            continue
+        for j in range(k):
+            delta[j] = L[a, j]
+        for t in range(a + 1, b):
+            for j in range(k):
+                best = -np.inf
+                bi = 0
+                for i in range(k):
+                    v = delta[i] + logA[i, j]
+                    if v > best:
+                        best = v
+                        bi = i
+                new[j] = best + L[t, j]
+                bp[t, j] = bi
+            for j in range(k):
+                delta[j] = new[j]
+        s = 0
+        for j in range(1, k):
+            if delta[j] > delta[s]:
+                s = j
+        for t in range(b - 1, a - 1, -1):
+            path[t] = s
+            if t > a:
+                s = bp[t, s]
+    return path
+
+
+@njit(inline="always")
+def _huber(z):
+    a = abs(z)
+    m = min(a, 2.0)
+    return m * (a - 0.5 * m)
+
+
+@njit(inline="always")
+def _logsig(x):
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
+@njit(inline="always")
+def _clip(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+# positions of the model constants in the ``prm`` vector passed to ``emissions``
+P_NAMES = ("run_shift", "run_sd_back", "walk_shift", "walk_sd_back", "hr_shift", "hr_sd_fwd", "hr_sd_back",
+           "gct_shift", "gct_sd_fwd", "gct_sd_back", "grade_free", "evidence_weight", "back_bias",
+           "back_bias_walk", "max_dir_llr")
+
+
+@njit(**_JIT)
+def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in, group, table, prm):
+    """Log-likelihood (N, 5) of every record under the five states; see ``model.emissions``."""
+    n = v_in.size
+    S, FW, BW, FR, BR = 0, 1, 2, 3, 4
+    L = np.empty((n, 5))
+    r_run = np.empty(n)
+    r_walk = np.empty(n)
+    hr_out = np.empty(n)
+    dir_run_o = np.empty(n)
+    dir_walk_o = np.empty(n)
+    has_v_o = np.empty(n, np.bool_)
+    step_o = np.empty(n, np.bool_)
+    has_hr_o = np.empty(n, np.bool_)
+    run_shift, run_sd_back, walk_shift, walk_sd_back = prm[0], prm[1], prm[2], prm[3]
+    hr_shift, hr_sd_fwd, hr_sd_back = prm[4], prm[5], prm[6]
+    gct_shift, gct_sd_fwd, gct_sd_back = prm[7], prm[8], prm[9]
+    grade_free, w, back_bias, back_bias_walk, max_llr = prm[10], prm[11], prm[12], prm[13], prm[14]
+    k0 = math.log(0.28 * 2.5066)
+    l092, l058, l095 = math.log(0.92), math.log(0.58), math.log(0.95)
+    log_hr_ratio = math.log(hr_sd_back / hr_sd_fwd)
+    log_gct_ratio = math.log(gct_sd_back / gct_sd_fwd)
+    for i in range(n):
+        row = table[group[i]]
+        log_cr, log_vr, beta_r, log_cw, log_vw, beta_w = row[0], row[1], row[2], row[3], row[4], row[5]
+        sd_r0, sd_w0, v_today, w_today = row[6], row[7], row[8], row[9]
+        hr_a, hr_b, hr_c, gref, walk_clean, hr_walk, cbias = row[10], row[11], row[12], row[13], row[14], row[15], row[16]
+        fv = v_in[i]
+        has_v = fv == fv
+        v = fv if has_v else 0.0
+        logv = math.log(max(v, 0.05))
+        ve = veff_in[i]
+        logve = math.log(max(ve if ve == ve else 0.0, 0.05))
+        fc = c_in[i]
+        has_c = fc == fc
+        c = fc if has_c else 0.0
+        stepping = has_c and c >= 40.0
+        st = 1.0 if stepping else 0.0
+        logc = math.log(max(c, 1.0))
+        sv = 1.0 if has_v else 0.0
+        l_s = sv * (0.98 - _huber(v / 0.3))
+        l_walk = sv * (-_huber((logv - log_vw + 0.05) / 0.28) - k0 - logv)
+        l_run = sv * (-_huber((logv - log_vr + 0.05) / 0.28) - k0 - logv)
+        dv_r = beta_r * (logve - log_vr) if has_v else 0.0
+        dv_w = beta_w * (logve - log_vw) if has_v else 0.0
+        rr = logc - log_cr - dv_r if stepping else 0.0
+        rw = logc - log_cw - dv_w if stepping else 0.0
+        widen = 1.0 if has_v else 2.0
+        sd_r = sd_r0 * widen
+        sd_w = sd_w0 * widen
+        sdb_r = max(sd_r, run_sd_back * widen)
+        sdb_w = max(sd_w, walk_sd_back * widen)
+        fr_c = -_huber(rr / sd_r) - math.log(sd_r)
+        br_c = -_huber((rr - run_shift) / sdb_r) - math.log(sdb_r)
+        fw_c = -_huber(rw / sd_w) - math.log(sd_w)
+        bw_c = -_huber((rw - walk_shift) / sdb_w) - math.log(sdb_w)
+        l_run += st * max(fr_c, br_c)
+        l_walk += st * max(fw_c, bw_c)
+        d_run = st * _clip(br_c - fr_c, -max_llr, max_llr)
+        d_walk = st * _clip(bw_c - fw_c, -max_llr, max_llr)
+        if d_run > 0:
+            d_run *= _clip((0.28 - rr) / 0.08, 0.0, 1.0)
+        if d_walk > 0:
+            d_walk *= _clip((0.40 - rw) / 0.10, 0.0, 1.0)
+        if rr <= 0:
+            d_run = min(d_run, 0.0)
+        if rw <= 0:
+            d_walk = min(d_walk, 0.0)
+        if stepping:
+            l_s -= 4.0
+        if has_c and c < 40.0:
+            l_run -= 3.0
+            l_walk -= 3.0
+        d_run -= st * _huber(max(0.0, logve - v_today - l092) / 0.08)
+        d_run -= st * _huber(max(0.0, v_today + l058 - logve) / 0.08)
+        d_walk -= st * _huber(max(0.0, logve - w_today - l095) / 0.1)
+        hres = hr_in[i] - (hr_a + hr_b * vlag_in[i] + hr_c * t_in[i] / 3600.0)
+        has_hr = hres == hres
+        d_hr = 0.0
+        if has_hr:
+            d_hr = _clip(_huber(hres / hr_sd_fwd) - _huber((hres - hr_shift) / hr_sd_back) - log_hr_ratio, -2.0, 1.5)
+        d_g = 0.0
+        g = gct_in[i]
+        if g == g and gref == gref and stepping:
+            g_res = math.log(g) - (gref - 0.6 * (logve - log_vr))
+            d_g = _clip(_huber(g_res / gct_sd_fwd) - _huber((g_res - gct_shift) / gct_sd_back) - log_gct_ratio,
+                        -1.5, 1.5)
+        d_grade = -min(4.0, max(0.0, abs(grade_in[i]) - grade_free) / 0.015)
+        dir_run = w * (d_run + d_hr + d_g + d_grade) - back_bias + cbias
+        dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - back_bias_walk + cbias
+        sdt = math.sqrt(dt_in[i])
+        ls_w = _logsig(dir_walk)
+        ls_r = _logsig(dir_run)
+        L[i, S] = l_s * sdt
+        L[i, BW] = (l_walk + ls_w) * sdt
+        L[i, FW] = (l_walk + ls_w - dir_walk) * sdt
+        L[i, BR] = (l_run + ls_r) * sdt
+        L[i, FR] = (l_run + ls_r - dir_run) * sdt
+        r_run[i] = rr if stepping else NAN
+        r_walk[i] = rw if stepping else NAN
+        hr_out[i] = hres if has_hr else NAN
+        dir_run_o[i] = dir_run
+        dir_walk_o[i] = dir_walk
+        has_v_o[i] = has_v
+        step_o[i] = stepping
+        has_hr_o[i] = has_hr
+    return L, r_run, r_walk, hr_out, dir_run_o, dir_walk_o, has_v_o, step_o, has_hr_o
+
+
+def warm_up() -> float:
+    """Compile (or load from the on-disk cache) every kernel on tiny inputs; returns seconds taken."""
+    t0 = time.perf_counter()
+    x = np.array([1.0, np.nan, 2.0])
+    lo = np.array([0, 0, 1], np.int64)
+    hi = np.array([2, 3, 3], np.int64)
+    wmean(x, lo, hi)
+    viterbi(np.zeros((3, 5)), np.array([0], np.int64), np.array([3], np.int64), np.zeros((5, 5)))
+    z = np.zeros(3)
+    emissions(x, x, x, x, x, z, x, z, np.ones(3), np.zeros(3, np.int64), np.ones((1, 17)), np.ones(len(P_NAMES)))
+    for fn in _EXTRA_WARM:
+        fn()
+    return time.perf_counter() - t0
+
+
+_EXTRA_WARM: list = []
+
+
+# --- per-activity adaptation (model.adapt) ----------------------------------------------------
+
+HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
+
+
+@njit(**_JIT)
+def _smooth(h: np.ndarray, half: int, scale: float) -> np.ndarray:
+    """``np.convolve(h, gaussian, "same")`` for a symmetric Gaussian of 2*half+1 taps (scale in bins)."""
+    n = h.size
+    ker = np.empty(2 * half + 1)
+    for j in range(-half, half + 1):
+        ker[j + half] = math.exp(-0.5 * (j * scale) ** 2)
+    out = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(-half, half + 1):
+            k = i + j
+            if 0 <= k < n:
+                s += h[k] * ker[j + half]
+        out[i] = s
+    return out
+
+
+@njit(**_JIT)
+def _median(x: np.ndarray) -> float:
+    """Median; NaN for an empty array or when any value is NaN (as ``np.median``)."""
+    if x.size == 0:
+        return NAN
+    for v in x:
+        if v != v:
+            return NAN
+    return np.median(x)
+
+
+@njit(**_JIT)
+def lowest_peak(x: np.ndarray, w: np.ndarray, step: float, smooth: float, min_mass: float) -> float:
+    """Centre of the lowest peak holding >= min_mass of the (time-weighted) values of x."""
+    lo = np.quantile(x, 0.01) - 3 * smooth
+    nb = 1000
+    h = np.zeros(nb)
+    for i in range(x.size):
+        k = int((x[i] - lo) / step)  # truncation toward zero, as astype(int64)
+        k = min(max(k, 0), nb - 1)
+        h[k] += w[i]
+    half = int(3 * smooth / step)
+    hs = _smooth(h, half, step / smooth)
+    cum = np.zeros(nb + 1)
+    cum[1:] = np.cumsum(h)
+    total = max(h.sum(), 1e-9)
+    win = max(1, int(2 * smooth / step))
+    best = -1
+    for p in range(1, nb - 1):
+        if hs[p] >= hs[p - 1] and hs[p] > hs[p + 1]:
+            mass = (cum[min(p + win + 1, nb)] - cum[max(p - win, 0)]) / total
+            if mass >= min_mass:
+                best = p
+                break
+    if best < 0:
+        best = int(np.argmax(hs))
+    return lo + (best + 0.5) * step
+
+
+@njit(**_JIT)
+def two_cluster_gain(h: np.ndarray, shift: float):
+    """How much better two clusters one ``shift`` apart explain a residual histogram than one.
+
+    Returns (gain in nats per ~5 s of data, forward offset, backward share) of the best
+    mixture N(o, s) + N(o + shift, s) against the best single N(mu, s'), both fitted to the
+    time-weighted histogram. A wide single cluster (a stroll, a hike) gains little; a forward
+    cluster with a separate shorter-stepped one gains a lot even when the smaller one is only a
+    shoulder of the larger.
+    """
+    tot = h.sum()
+    if tot <= 0:
+        return 0.0, 0.0, 0.0
+    nb = h.size
+    x = HIST_LO + HIST_STEP * np.arange(nb)
+    mu = (h * x).sum() / tot
+    sd1 = max(math.sqrt((h * (x - mu) ** 2).sum() / tot), 0.02)
+    ll1 = (h * (-0.5 * ((x - mu) / sd1) ** 2 - math.log(sd1))).sum()
+    cand = x[(x > mu - shift - 0.1) & (x < mu + 0.02)][::2]
+    sds = np.array([0.025, 0.035, 0.05, 0.07])
+    best_ll, best_o, best_pi = -np.inf, 0.0, 0.0
+    found = False
+    lf = np.empty(nb)
+    lb = np.empty(nb)
+    for o in cand:
+        for sd in sds:
+            for i in range(nb):
+                lf[i] = math.exp(-0.5 * ((x[i] - o) / sd) ** 2) / sd
+                lb[i] = math.exp(-0.5 * ((x[i] - o - shift) / sd) ** 2) / sd
+            pi = 0.5
+            for _ in range(6):
+                s = 0.0
+                for i in range(nb):
+                    s += h[i] * pi * lb[i] / ((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+                pi = min(max(s / tot, 0.02), 0.98)
+            ll2 = 0.0
+            for i in range(nb):
+                ll2 += h[i] * math.log((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+            if not found or ll2 > best_ll:
+                best_ll, best_o, best_pi, found = ll2, o, pi, True
+    if not found:
+        return 0.0, 0.0, 0.0
+    return (best_ll - ll1) / 5.0, best_o, best_pi
+
+
+@njit(**_JIT)
+def forward_cluster(r, w, shift, prior_sd, prior_back, sd_floor, sd_cap, smooth, min_mass, valley_ratio,
+                    mixture_test, mix_gain):
+    """Forward offset, backward share, forward spread and bimodality of an activity's cadence residuals.
+
+    A time-weighted histogram of the residuals is smoothed and its peaks found. Forward gait has
+    the longest step at a given cadence, so the *lowest* peak holding >= ``min_mass`` of the time
+    is the forward cluster. With a single peak the activity is all one direction: all forward, or
+    all backward (then its forward locus sits one ``shift`` lower); the two are weighed against the
+    baseline's prior on the offset (wide for a new athlete, narrow once history accumulates),
+    because the data alone cannot tell them apart; a small separate cluster one shift *above* the
+    peak (a few backward reps) says forward. ``bimodal``: a significant peak at least half a shift
+    above the forward one with a real valley between them (or, with ``mixture_test``, a
+    two-cluster mixture that explains the histogram much better than one cluster).
+    """
+    nb = HIST_N
+    x = HIST_LO + HIST_STEP * np.arange(nb)
+    h = np.zeros(nb)
+    for i in range(r.size):
+        k = int(np.rint((r[i] - HIST_LO) / HIST_STEP))
+        k = min(max(k, 0), nb - 1)
+        h[k] += w[i]
+    total = h.sum()
+    tot_ = max(total, 1e-9)
+    half = int(np.rint(3 * smooth / HIST_STEP))
+    hs = _smooth(h, half, HIST_STEP / smooth)
+    cum = np.zeros(nb + 1)
+    cum[1:] = np.cumsum(h)
+    win = int(np.rint(2.5 * smooth / HIST_STEP))
+    sig = np.empty(nb, np.int64)
+    nsig = 0
+    for p in range(1, nb - 1):
+        if hs[p] >= hs[p - 1] and hs[p] > hs[p + 1]:
+            mass = (cum[min(p + win + 1, nb)] - cum[max(p - win, 0)]) / tot_
+            if mass >= min_mass:
+                sig[nsig] = p
+                nsig += 1
+    top = int(np.argmax(hs))
+    low = sig[0] if nsig > 0 else top
+    o_low, o_top = x[low], x[top]
+    if o_top - o_low >= 0.025:
+        o = o_low
+    else:
+        m_above = 0.0
+        m_below = 0.0
+        for i in range(nb):
+            if x[i] > o_top + 0.6 * shift and x[i] < o_top + 1.8 * shift:
+                m_above += h[i]
+            if x[i] < o_top - 0.6 * shift and x[i] > o_top - 1.8 * shift:
+                m_below += h[i]
+        m_above /= tot_
+        m_below /= tot_
+        lf = -0.5 * (o_top / prior_sd) ** 2 - math.log(prior_sd)
+        sdb = math.hypot(prior_sd, 0.05)
+        lbk = -0.5 * ((o_top - shift) / sdb) ** 2 - math.log(sdb)
+        logit = lbk - lf + math.log(prior_back / (1.0 - prior_back))
+        if m_above >= 0.03 and m_above > 2 * m_below:
+            logit = -1.0
+        o = o_top if 0.0 >= logit else o_top - shift
+    back = 0.0
+    for i in range(nb):
+        if x[i] > o + 0.5 * shift:
+            back += h[i]
+    back_share = back / tot_
+    near = (r > o - 0.12) & (r < o + 0.4 * shift)
+    if near.sum() >= 20:
+        sd = min(max(1.4826 * np.median(np.abs(r[near] - o)), sd_floor), sd_cap)
+    else:
+        sd = sd_cap
+    k0 = int(min(max(np.rint((o - HIST_LO) / HIST_STEP), 0), nb - 1))
+    if mixture_test and total >= 480.0:
+        gain, o_mix, share = two_cluster_gain(h, shift)
+        if gain > mix_gain and 0.08 < share < 0.92 and abs(o_mix) <= 0.15:
+            return o_mix, share, sd, True
+    bimodal = False
+    for q in range(nsig):
+        pk = sig[q]
+        if x[pk] - o >= 0.5 * shift and pk > k0:
+            valley = hs[k0:pk + 1].min()
+            if valley < valley_ratio * min(hs[k0], hs[pk]):
+                bimodal = True
+    return o, back_share, sd, bimodal
+
+
+@njit(**_JIT)
+def adapt(starts, ends, v, dt, t, hr, v_lag, gct, logv, r_run_all, r_walk_all, run_ok_all, walk_ok_all, steady,
+          bl, context_prior, prm):
+    """Per-activity forward offsets, spreads, speeds, HR line and stance reference (see ``model.adapt``).
+
+    ``bl`` rows: offset_sd, hr_gain, log run speed. ``prm``: run_shift, run_sd_fwd, walk_shift,
+    walk_sd_fwd, walk_min_mass, walk_valley, mix_gain. Returns a (G, 13) array: run_off, walk_off,
+    p_back, run_sd, walk_sd, walk_bimodal, run_speed, walk_speed, hr_a, hr_b, hr_c, hr_walk_ok,
+    gct_ref (NaN = none).
+    """
+    run_shift, run_sd_fwd, walk_shift, walk_sd_fwd = prm[0], prm[1], prm[2], prm[3]
+    walk_min_mass, walk_valley, mix_gain = prm[4], prm[5], prm[6]
+    G = starts.size
+    out = np.full((G, 13), NAN)
+    for g in range(G):
+        a, b = starts[g], ends[g]
+        run_ok = run_ok_all[a:b]
+        walk_ok = walk_ok_all[a:b]
+        r_run = r_run_all[a:b]
+        r_walk = r_walk_all[a:b]
+        dts = dt[a:b]
+        prior = context_prior[g]
+        offset_sd = bl[g, 0]
+        run_off, p_back, run_sd = 0.0, 0.0, run_sd_fwd
+        if run_ok.sum() >= 120:
+            run_off, p_back, run_sd, _ = forward_cluster(r_run[run_ok], dts[run_ok], run_shift, offset_sd, prior,
+                                                         0.015, 0.07, 0.01, 0.10, 0.6, False, mix_gain)
+        walk_off, walk_sd, walk_bimodal = 0.0, walk_sd_fwd, False
+        if walk_ok.sum() >= 60:
+            walk_off, _, walk_sd, walk_bimodal = forward_cluster(
+                r_walk[walk_ok], dts[walk_ok], walk_shift, max(offset_sd, 0.05), prior, 0.03, 0.13, 0.018,
+                walk_min_mass, walk_valley, True, mix_gain)
+        out[g, 0], out[g, 1], out[g, 2], out[g, 3], out[g, 4] = run_off, walk_off, p_back, run_sd, walk_sd
+        out[g, 5] = 1.0 if walk_bimodal else 0.0
+        vs = v[a:b]
+        fr_sel = run_ok & (r_run - run_off < run_shift / 2)
+        if fr_sel.sum() >= 60:
+            out[g, 6] = np.quantile(vs[fr_sel], 0.6)
+        fw_sel = walk_ok & (r_walk - walk_off < walk_shift / 2)
+        if fw_sel.sum() >= 60:
+            out[g, 7] = np.quantile(vs[fw_sel], 0.6)
+        hrs = hr[a:b]
+        vl = v_lag[a:b]
+        ts = t[a:b]
+        ok = (fr_sel | fw_sel) & ~np.isnan(hrs) & ~np.isnan(vl)
+        nok = ok.sum()
+        if nok >= 120:
+            xx = vl[ok]
+            th = ts[ok] / 3600.0
+            y = hrs[ok]
+            gain = bl[g, 1]
+            xc = xx - xx.mean()
+            yc = y - y.mean()
+            tc = th - th.mean()
+            sxx, stt, sxt = (xc * xc).sum(), (tc * tc).sum(), (xc * tc).sum()
+            if sxx >= nok * 0.04 and nok >= 300:
+                sxy, sty = (xc * yc).sum(), (tc * yc).sum()
+                det = sxx * stt - sxt * sxt
+                b_fit = (sxy * stt - sty * sxt) / det if det > 1e-9 else sxy / sxx
+                gain = min(max(0.5 * b_fit + 0.5 * gain, 10.0), 40.0)
+            drift = 0.0
+            if stt > nok * (0.5 / 3.46) ** 2:
+                drift = min(max((tc * (yc - gain * xc)).sum() / stt, 0.0), 15.0)
+            out[g, 9], out[g, 10] = gain, drift
+            out[g, 11] = 1.0 if (ok & walk_ok).sum() > (ok & run_ok).sum() else 0.0
+            hr_a = _median(y - gain * xx - drift * th)
+            mov = (vs >= 0.5) & steady[a:b] & ~np.isnan(hrs) & ~np.isnan(vl)
+            if mov.sum() >= 60:
+                res = hrs[mov] - (hr_a + gain * vl[mov] + drift * ts[mov] / 3600.0)
+                hr_a += lowest_peak(res, dts[mov], 1.0, 3.0, 0.25)
+            out[g, 8] = hr_a
+        gs = gct[a:b]
+        gok = fr_sel & ~np.isnan(gs)
+        if gok.sum() >= 60:
+            out[g, 12] = _median(np.log(gs[gok]) + 0.6 * (logv[a:b][gok] - bl[g, 2]))
+    return out
+
+
+# --- forward references per activity (core._refs) ----------------------------------------------
+
+@njit(**_JIT)
+def refs(starts, ends, path, has_c, has_v, v_eff, c, gct, grade, dt, pop):
+    """Per activity: seconds of flat forward running / walking and their medians (see ``core._refs``).
+
+    ``pop``: log run cadence, log run speed, run beta, log walk cadence, log walk speed, walk beta
+    of the population prior. Returns (G, 7): fr_s, fw_s, run_off, run_v, run_c, gct_ms, walk_off.
+    """
+    G = starts.size
+    out = np.full((G, 7), NAN)
+    lg_ref = pop[1]
+    for g in range(G):
+        a, b = starts[g], ends[g]
+        nn = b - a
+        fr = np.zeros(nn, np.bool_)
+        fw = np.zeros(nn, np.bool_)
+        fr_s = 0.0
+        fw_s = 0.0
+        for i in range(nn):
+            j = a + i
+            base = has_c[j] and has_v[j] and abs(grade[j]) < 0.04
+            if base and path[j] == 3 and c[j] >= 135:
+                fr[i] = True
+                fr_s += dt[j]
+            elif base and path[j] == 1:
+                fw[i] = True
+                fw_s += dt[j]
+        out[g, 0], out[g, 1] = fr_s, fw_s
+        ve = v_eff[a:b]
+        cs = c[a:b]
+        logve = np.log(np.maximum(np.where(np.isnan(ve), 0.0, ve), 0.05))
+        logc = np.log(np.maximum(np.where(np.isnan(cs), 1.0, cs), 1.0))
+        if fr_s >= 60:
+            out[g, 2] = _median(logc[fr] - (pop[0] + pop[2] * (logve[fr] - pop[1])))
+            out[g, 3] = _median(ve[fr])
+            out[g, 4] = _median(cs[fr])
+            gg = gct[a:b][fr]
+            ok = np.isfinite(gg)
+            if ok.sum() >= 60:
+                out[g, 5] = math.exp(_median(np.log(gg[ok]) + 0.6 * (logve[fr][ok] - lg_ref)))
+        if fw_s >= 60:
+            out[g, 6] = _median(logc[fw] - (pop[3] + pop[5] * (logve[fw] - pop[4])))
+    return out
+
+
+# --- segment statistics (core._segments) --------------------------------------------------------
+
+@njit(**_JIT)
+def _nanmedian_into(buf, x, a, b):
+    q = 0
+    for i in range(a, b):
+        v = x[i]
+        if v == v:
+            buf[q] = v
+            q += 1
+    return np.median(buf[:q]) if q > 0 else NAN
+
+
+@njit(**_JIT)
+def segment_stats(st, en, path, L, dir_run, dir_walk, r_run, r_walk, beta_g, wbeta_g, group, dt, v, c, has_c,
+                  hr_res, grade, grade_known, has_hr, has_v, gps, doubled, ctx, n_ctx):
+    """Per run [st, en) of one state: summed direction evidence and gait margin, steps, NaN-ignoring
+    medians (step-length ratio, speed, cadence, HR residual, grade %), shares of records with each
+    channel, and the most frequent context code (ties: the lowest code). See ``core._segments``."""
+    m = st.size
+    n = path.size
+    sums = np.zeros((m, 3))      # d, margin, steps
+    meds = np.full((m, 5), NAN)  # step ratio, v, cadence, hr residual, grade %
+    means = np.zeros((m, 6))     # grade_known, has_c, has_hr, has_v, gps, doubled
+    mode = np.zeros(m, np.int8)
+    ratio = np.empty(n)
+    cad = np.empty(n)
+    g100 = np.empty(n)
+    longest = 0
+    for s in range(m):
+        longest = max(longest, en[s] - st[s])
+    buf = np.empty(longest)
+    cnt = np.zeros(n_ctx, np.int64)
+    for s in range(m):
+        a, b = st[s], en[s]
+        state = path[a]
+        is_run = state == 3 or state == 4
+        is_walk = state == 1 or state == 2
+        gcode = 0 if state == 0 else (1 if is_walk else 2)
+        d_sum = 0.0
+        m_sum = 0.0
+        steps = 0.0
+        cnt[:] = 0
+        mk = np.zeros(6)
+        for i in range(a, b):
+            sq = math.sqrt(dt[i])
+            if is_run:
+                d_sum += dir_run[i] * sq
+            elif is_walk:
+                d_sum += dir_walk[i] * sq
+            gl0 = L[i, 0]
+            gl1 = max(L[i, 1], L[i, 2])
+            gl2 = max(L[i, 3], L[i, 4])
+            if gcode == 0:
+                mg = gl0 - max(gl1, gl2)
+            elif gcode == 1:
+                mg = gl1 - max(gl0, gl2)
+            else:
+                mg = gl2 - max(gl0, gl1)
+            m_sum += min(max(mg, -5.0), 5.0)
+            cad[i] = c[i] if has_c[i] else NAN
+            if has_c[i] and c[i] == c[i]:
+                steps += c[i] / 60.0 * dt[i]
+            if is_run:
+                ratio[i] = math.exp(-r_run[i] / beta_g[group[i]])
+            elif is_walk:
+                ratio[i] = math.exp(-r_walk[i] / wbeta_g[group[i]])
+            else:
+                ratio[i] = NAN
+            g100[i] = grade[i] * 100.0
+            mk[0] += grade_known[i]
+            mk[1] += has_c[i]
+            mk[2] += has_hr[i]
+            mk[3] += has_v[i]
+            mk[4] += gps[i]
+            mk[5] += doubled[i]
+            cnt[ctx[i]] += 1
+        sums[s, 0], sums[s, 1], sums[s, 2] = d_sum, m_sum, steps
+        for k in range(6):
+            means[s, k] = mk[k] / (b - a)
+        meds[s, 0] = _nanmedian_into(buf, ratio, a, b)
+        meds[s, 1] = _nanmedian_into(buf, v, a, b)
+        meds[s, 2] = _nanmedian_into(buf, cad, a, b)
+        meds[s, 3] = _nanmedian_into(buf, hr_res, a, b)
+        meds[s, 4] = _nanmedian_into(buf, g100, a, b)
+        best = 0
+        for j in range(1, n_ctx):
+            if cnt[j] > cnt[best]:
+                best = j
+        mode[s] = best
+    return sums, meds, means, mode
+
+
+# --- features (features.compute) ----------------------------------------------------------------
+
+@njit(**_JIT)
+def _group_sum(x, starts, ends):
+    out = np.zeros(starts.size)
+    for g in range(starts.size):
+        s = 0.0
+        for i in range(starts[g], ends[g]):
+            s += x[i]
+        out[g] = s
+    return out
+
+
+@njit(**_JIT)
+def _chord_speed(lat, lon, t, lo, hi):
+    n = lat.size
+    out = np.full(n, NAN)
+    if n == 0 or np.isnan(lat).all():
+        return out
+    lat0 = np.nanmedian(lat)
+    ky = 111_195.0
+    kx = ky * math.cos(math.radians(lat0))
+    for i in range(n):
+        a = lo[i]
+        b = max(hi[i] - 1, a)
+        span = t[b] - t[a]
+        if span >= 5.0:
+            dy = (lat[b] - lat[a]) * ky
+            dx = (lon[b] - lon[a]) * kx
+            out[i] = math.sqrt(dx * dx + dy * dy) / span
+    return out
+
+
+@njit(**_JIT)
+def features(starts, ends, group, t, fl, ce, dist, speed, cad, hr, gct, alt, lat, lon, max_dt, uphill_cost,
+             chord_speed):
+    """Per-record features (see ``features.compute``, which documents every step)."""
+    n = t.size
+
+    def wm(x, before, after):
+        return wmean_grid(x, fl, ce, starts, ends, before, after)
+
+    def wm2(x, y, before, after):
+        return wmean2_grid(x, y, fl, ce, starts, ends, before, after, True)
+
+    G = starts.size
+    is_start = np.zeros(n, np.bool_)
+    for g in range(G):
+        if ends[g] > starts[g]:
+            is_start[starts[g]] = True
+    dt = np.empty(n)
+    for i in range(n):
+        d = NAN if is_start[i] else t[i] - t[i - 1]
+        if d != d:
+            d = 1.0
+        dt[i] = min(max(d, 0.2), max_dt)
+    sp = np.empty(n)
+    for i in range(n):
+        s = speed[i]
+        if s != s and not is_start[i]:
+            dd = dist[i] - dist[i - 1]
+            if dd >= 0 and dt[i] > 0:
+                s = dd / dt[i]
+        if s < 0 or s > 12:
+            s = NAN
+        sp[i] = s
+    cd = np.empty(n)
+    for i in range(n):
+        c = cad[i]
+        cd[i] = 0.0 if c < 30 else c
+    v_raw, alt_s = wm2(sp, alt, 5, 5)
+    # strides/min read as steps/min; cadence channel; 'no steps'
+    fast = np.zeros(n)
+    low = np.zeros(n)
+    has = np.zeros(n)
+    for i in range(n):
+        if v_raw[i] >= 2.2 and cd[i] == cd[i]:
+            fast[i] = 1.0
+            if 60 <= cd[i] <= 105:
+                low[i] = 1.0
+        if cd[i] == cd[i]:
+            has[i] = 1.0
+    n_fast = _group_sum(fast, starts, ends)
+    n_low = _group_sum(low, starts, ends)
+    n_has = _group_sum(has, starts, ends)
+    halved_g = (n_fast >= 120) & (n_low > 0.6 * n_fast)
+    channel_g = np.empty(G, np.bool_)
+    for g in range(G):
+        channel_g[g] = n_has[g] / max(ends[g] - starts[g], 1) >= 0.3
+    halved = np.empty(n, np.bool_)
+    hr_c = np.empty(n)
+    gct_c = np.empty(n)
+    locked = np.empty(n)
+    for i in range(n):
+        g = group[i]
+        halved[i] = halved_g[g]
+        if halved[i]:
+            cd[i] = cd[i] * 2.0
+        if channel_g[g] and cd[i] != cd[i] and not (v_raw[i] >= 0.6):
+            cd[i] = 0.0
+        h = hr[i]
+        hr_c[i] = NAN if (h < 30 or h > 230) else h
+        q = gct[i]
+        gct_c[i] = NAN if (q < 100 or q > 450) else q
+        h = hr_c[i]
+        c = cd[i]
+        locked[i] = 1.0 if ((abs(h - c) <= 3.0 or abs(h - c / 2.0) <= 2.0) and c > 0) else 0.0
+    # noisy speed: mean |1 s speed change| per activity
+    jsum = np.zeros(G)
+    jcnt = np.zeros(G)
+    for i in range(n):
+        if not is_start[i]:
+            j = abs(sp[i] - sp[i - 1])
+            if j == j:
+                jsum[group[i]] += j
+                jcnt[group[i]] += 1.0
+    noisy_g = np.empty(G, np.bool_)
+    any_noisy = False
+    for g in range(G):
+        noisy_g[g] = jsum[g] / max(jcnt[g], 1.0) > 0.12
+        any_noisy = any_noisy or noisy_g[g]
+    noisy = np.empty(n, np.bool_)
+    for i in range(n):
+        noisy[i] = noisy_g[group[i]]
+    v = v_raw.copy()
+    if any_noisy:
+        lock_share, v10 = wm2(locked, sp, 10, 10)
+        lo5, hi5 = bounds(fl, ce, starts, ends, 5, 5)
+        chord = wm(_chord_speed(lat, lon, t, lo5, hi5), 5, 5) if chord_speed else v10
+        for i in range(n):
+            if noisy[i]:
+                v[i] = v10[i]
+                if chord_speed and chord[i] == chord[i] and v[i] < 2.0:
+                    v[i] = chord[i]
+    else:
+        lock_share = wm(locked, 10, 10)
+    has_gct = False
+    for i in range(n):
+        if gct_c[i] == gct_c[i]:
+            has_gct = True
+            break
+    if has_gct:
+        c_s, gct_s = wm2(cd, gct_c, 4, 4)
+    else:
+        c_s, gct_s = wm(cd, 4, 4), np.full(n, NAN)
+    # grade over ±20 s when it covers >= 20 m; distance integrated from speed where missing
+    dist_f = dist.copy()
+    integ = 0.0
+    for i in range(n):
+        s = sp[i]
+        integ += (s if s == s else 0.0) * dt[i]
+        if dist_f[i] != dist_f[i]:
+            dist_f[i] = integ
+    grade = np.empty(n)
+    grade_known = np.empty(n, np.bool_)
+    v_eff = np.empty(n)
+    lo20, hi20 = bounds(fl, ce, starts, ends, 20, 20)
+    for i in range(n):
+        a = lo20[i]
+        b = hi20[i] - 1
+        run_m = dist_f[b] - dist_f[a]
+        gr = NAN
+        if run_m >= 20.0:
+            gr = (alt_s[b] - alt_s[a]) / run_m
+        grade_known[i] = gr == gr
+        gr = 0.0 if gr != gr else gr
+        gr = min(max(gr, -0.3), 0.3)
+        grade[i] = gr
+        v_eff[i] = v[i] * (1.0 + uphill_cost * min(max(gr, 0.0), 0.15))
+    v_lag = wm(v_eff, 110, 0)
+    has_fix = np.empty(n)
+    for i in range(n):
+        if lock_share[i] > 0.5:
+            hr_c[i] = NAN
+        has_fix[i] = 0.0 if lat[i] != lat[i] else 1.0
+    v60, fix_share = wm2(v, has_fix, 30, 30)
+    steady = np.empty(n, np.bool_)
+    has_gps = np.empty(n, np.bool_)
+    for i in range(n):
+        steady[i] = abs(v[i] - v60[i]) < 0.12 * v60[i]
+        has_gps[i] = fix_share[i] > 0.5
+    return dt, v, v_eff, c_s, hr_c, v_lag, steady, halved, noisy, grade, grade_known, gct_s, has_gps
+
+
+# --- context (context.per_record) ---------------------------------------------------------------
+
+@njit(**_JIT)
+def context(starts, ends, group, fl, ce, lat, lon, dist, v, dt, has_gps, sub_code, m_per_deg, max_rg, min_cover):
+    """Context code per record: 0 unknown, 1 road, 2 track, 3 treadmill (see ``context.per_record``).
+
+    ``sub_code`` per activity: 0 other, 1 sub_sport track, 2 indoor sub_sport.
+    """
+    n = fl.size
+    ctx = np.zeros(n, np.int8)
+    if n == 0:
+        return ctx
+    any_fix = False
+    for i in range(n):
+        if lat[i] == lat[i]:
+            any_fix = True
+            break
+    lat0 = np.nanmedian(lat) if any_fix else 0.0
+    x = np.empty(n)
+    y = np.empty(n)
+    for i in range(n):
+        la = lat[i] if lat[i] == lat[i] else lat0
+        y[i] = (lat[i] - lat0) * m_per_deg
+        x[i] = lon[i] * m_per_deg * math.cos(math.radians(la))
+    if any_fix:
+        ok = False
+        for i in range(n):
+            if x[i] == x[i]:
+                ok = True
+                break
+        if ok:
+            x -= np.nanmedian(x)
+    mx, my = wmean2_grid(x, y, fl, ce, starts, ends, 120, 120, True)
+    mxx, myy = wmean2_grid(x * x, y * y, fl, ce, starts, ends, 120, 120, True)
+    lo, hi = bounds(fl, ce, starts, ends, 120, 120)
+    all_nan = True
+    for i in range(n):
+        if dist[i] == dist[i]:
+            all_nan = False
+            break
+    d = dist
+    if all_nan:
+        d = np.empty(n)
+        acc = 0.0
+        for i in range(n):
+            acc += (v[i] if v[i] == v[i] else 0.0) * dt[i]
+            d[i] = acc
+    for i in range(n):
+        rg = math.sqrt(max(mxx[i] - mx[i] * mx[i], 0.0) + max(myy[i] - my[i] * my[i], 0.0))
+        covered = d[max(hi[i] - 1, lo[i])] - d[lo[i]]
+        if covered != covered:
+            covered = 0.0
+        c = 0
+        if has_gps[i]:
+            c = 1
+            if rg <= max_rg and covered >= min_cover:
+                c = 2
+        elif v[i] == v[i]:
+            c = 3
+        sc = sub_code[group[i]]
+        if sc == 1:
+            c = 2
+        elif sc == 2:
+            c = 3
+        ctx[i] = c
+    return ctx
