@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from retroingest.errors import ContractError
 
@@ -109,6 +110,9 @@ class DecodedFile:
     fit_file_type: str | None = None
 
 
+_FLOAT_COLUMNS = frozenset(n for n, t in RECORD_SCHEMA.items() if t == pl.Float64)
+
+
 def conform(df: pl.DataFrame, path: str | None = None) -> pl.DataFrame:
     """Cast, order and check a decoder's record frame against RECORD_SCHEMA.
 
@@ -121,40 +125,92 @@ def conform(df: pl.DataFrame, path: str | None = None) -> pl.DataFrame:
                             reason_code="contract")
     if "ts" not in df.columns:
         raise ContractError(path, "decoder produced no ts column", reason_code="contract")
-    exprs = []
-    for name, dtype in RECORD_SCHEMA.items():
-        if name in ("seq", "elapsed_s"):
+    ts_us, ts_valid = datetime_us(df.get_column("ts").cast(TS))
+    columns = {}
+    for name in df.columns:
+        if name in ("ts", "seq", "elapsed_s"):
             continue
-        if name in df.columns:
-            col = pl.col(name).cast(dtype)
-            if dtype == pl.Float64:  # NaN and ±inf (e.g. '1e999' in XML) are not measurements
-                col = pl.when(col.is_finite()).then(col)
-            exprs.append(col.alias(name))
+        # the schema's cast, then float64 with NaN for NULL (Int32 lap_index is exact in float64)
+        columns[name] = df.get_column(name).cast(RECORD_SCHEMA[name]).cast(pl.Float64).to_numpy()
+    return records_frame(conform_columns(ts_us, columns, ts_valid))
+
+
+def datetime_us(s: pl.Series) -> tuple[np.ndarray, np.ndarray | None]:
+    """A Datetime('us') series as int64 µs since the Unix epoch (0 where NULL) and its valid mask
+    (None when nothing is NULL)."""
+    v = s.to_numpy().view(np.int64)  # datetime64[us], NaT for NULL
+    if not s.null_count():
+        return v, None
+    valid = v != np.iinfo(np.int64).min
+    return np.where(valid, v, 0), valid
+
+
+def conform_columns(ts_us: np.ndarray, columns: dict[str, np.ndarray],
+                    ts_valid: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The rules of :func:`conform` on NumPy columns: ts as int64 µs since the Unix epoch (UTC),
+    the others float64 with NaN for NULL, named as in RECORD_SCHEMA (missing ones become NULL).
+
+    Rows without ts are dropped, rows are sorted by ts (stable), non-finite values become NULL,
+    values outside the cadence, heart-rate and altitude ranges become NULL, ``seq`` and
+    ``elapsed_s`` (s since the first record) are assigned. Returns every RECORD_SCHEMA column in
+    order: ts int64 µs, seq int32, the others float64 with NaN for NULL (lap_index too).
+    """
+    keep = None if ts_valid is None or ts_valid.all() else np.flatnonzero(ts_valid)
+    ts = np.asarray(ts_us, dtype=np.int64)
+    if keep is not None:
+        ts = ts[keep]
+    n = ts.size
+    order = None if n < 2 or bool(np.all(ts[1:] >= ts[:-1])) else np.argsort(ts, kind="stable")
+    if order is not None:
+        ts = ts[order]
+    out: dict[str, np.ndarray] = {}
+    for name in RECORD_SCHEMA:
+        if name == "ts":
+            out[name] = ts
+        elif name == "seq":
+            out[name] = np.arange(n, dtype=np.int32)
+        elif name == "elapsed_s":
+            # times the reciprocal, as polars divides by a constant (the values stay bit-identical)
+            out[name] = (ts - ts[0]) * (1 / 1e6) if n else np.zeros(0)
         else:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
-    out = (
-        df.lazy()
-        .select(exprs)
-        .filter(pl.col("ts").is_not_null())
-        .sort("ts", maintain_order=True)
-        .with_columns(
-            pl.int_range(pl.len(), dtype=pl.Int32).alias("seq"),
-            ((pl.col("ts") - pl.col("ts").first()).dt.total_microseconds() / 1e6).alias("elapsed_s"),
-        )
-        .with_columns(
-            # a cadence outside human gait is a sensor artefact, not data
-            pl.when(pl.col("cadence_spm").is_between(*CADENCE_SPM_RANGE))
-            .then(pl.col("cadence_spm"))
-            .alias("cadence_spm"),
-            pl.when(pl.col("altitude_m") >= ALTITUDE_MIN_M).then(pl.col("altitude_m")).alias("altitude_m"),
-            pl.when(pl.col("heart_rate_bpm").is_between(*HEART_RATE_RANGE))
-            .then(pl.col("heart_rate_bpm"))
-            .alias("heart_rate_bpm"),
-        )
-        .select(list(RECORD_SCHEMA))
-        .collect(engine="in-memory")
-    )
+            v = columns.get(name)
+            if v is None:
+                out[name] = np.full(n, np.nan)
+                continue
+            v = np.asarray(v, dtype=np.float64)
+            if keep is not None:
+                v = v[keep]
+            if order is not None:
+                v = v[order]
+            if name in _FLOAT_COLUMNS:  # NaN and ±inf (e.g. '1e999' in XML) are not measurements
+                v = np.where(np.isfinite(v), v, np.nan)
+            out[name] = v
+    with np.errstate(invalid="ignore"):
+        # a cadence outside human gait is a sensor artefact, not data
+        cad = out["cadence_spm"]
+        out["cadence_spm"] = np.where((cad >= CADENCE_SPM_RANGE[0]) & (cad <= CADENCE_SPM_RANGE[1]), cad, np.nan)
+        alt = out["altitude_m"]
+        out["altitude_m"] = np.where(alt >= ALTITUDE_MIN_M, alt, np.nan)
+        hr = out["heart_rate_bpm"]
+        out["heart_rate_bpm"] = np.where((hr >= HEART_RATE_RANGE[0]) & (hr <= HEART_RATE_RANGE[1]), hr, np.nan)
     return out
+
+
+def records_frame(columns: dict[str, np.ndarray]) -> pl.DataFrame:
+    """The canonical record frame from :func:`conform_columns` output (NaN becomes NULL)."""
+    arrays = []
+    for name, dtype in RECORD_SCHEMA.items():
+        v = columns[name]
+        if name == "ts":
+            arrays.append(pa.array(v, type=pa.timestamp("us", tz=UTC)))
+        elif name == "seq":
+            arrays.append(pa.array(v, type=pa.int32()))
+        elif dtype == pl.Int32:
+            nan = np.isnan(v)
+            arrays.append(pa.array(np.where(nan, 0, v).astype(np.int32), mask=nan if nan.any() else None))
+        else:
+            arrays.append(pa.array(v, from_pandas=True))  # NaN -> NULL
+    return pl.from_arrow(pa.Table.from_arrays(arrays, names=list(RECORD_SCHEMA)))
 
 
 def haversine_m(lat1, lon1, lat2, lon2):
@@ -203,13 +259,22 @@ def fill_distance_speed(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _ascent_descent(alt: np.ndarray, hysteresis_m: float = 2.0) -> tuple[float | None, float | None]:
-    """Total ascent/descent with a hysteresis so barometric and GPS noise does not add up."""
+    """Total ascent/descent with a hysteresis so barometric and GPS noise does not add up.
+
+    The reference level moves to a sample once it is ``hysteresis_m`` or more above or below it;
+    the climbs and drops between successive reference levels are summed in order. A sample equal
+    to the one before it can never move the reference (the previous one either did, and the
+    reference is that value, or did not, and neither can this one), so repeats are dropped in
+    bulk first; the remaining walk is sequential by nature and runs over Python floats.
+    """
     alt = alt[~np.isnan(alt)]
     if alt.size < 2:
         return None, None
+    alt = alt[np.concatenate(([True], alt[1:] != alt[:-1]))]
     up = down = 0.0
-    ref = alt[0]
-    for a in alt[1:]:  # short 1-D loop over an already-filtered array; cheap relative to decode
+    vals = alt.tolist()
+    ref = vals[0]
+    for a in vals[1:]:
         if a - ref >= hysteresis_m:
             up += a - ref
             ref = a
@@ -227,27 +292,34 @@ def summarise(records: pl.DataFrame, foot_sport: bool) -> dict[str, Any]:
     ts = records["ts"]
     start, end = ts.min(), ts.max()
     t = records["elapsed_s"].to_numpy()
-    spd = records["speed_mps"].to_numpy().astype(float)
+    speed = records["speed_mps"]
+    spd = speed.to_numpy().astype(float)
     dt = np.diff(t, append=t[-1])
     # a gap longer than 60 s is a pause (auto-pause, smart recording stop), not movement
-    moving = (spd >= MOVING_SPEED_MPS) & (dt <= 60)
+    with np.errstate(invalid="ignore"):
+        moving = (spd >= MOVING_SPEED_MPS) & (dt <= 60)
     has_speed = not np.all(np.isnan(spd))
     moving_time = float(dt[moving].sum()) if has_speed else None
-    dist = records["distance_m"].drop_nulls()
-    distance = float(dist.max()) if dist.len() else None
-    if distance is not None and dist.len() and dist.min() is not None and dist.min() > 0 and n > 1:
+    dist = records["distance_m"].to_numpy()
+    dist = dist[~np.isnan(dist)]  # canonical records hold NULL, never NaN
+    distance = float(dist.max()) if dist.size else None
+    if distance is not None and dist.min() > 0 and n > 1:
         # cumulative distance that did not start at zero (a later session of a multisport file)
         distance = float(dist.max() - dist.min())
-    sel = records.filter(pl.col("speed_mps") >= MOVING_SPEED_MPS) if has_speed else records
     cad_col = "cadence_spm" if foot_sport else "cadence_rpm"
+    cad = records[cad_col]
+    if has_speed:
+        with np.errstate(invalid="ignore"):
+            cad = cad.filter(pl.Series(spd >= MOVING_SPEED_MPS))  # NULL speed is not moving
     alt = records["altitude_m"].to_numpy().astype(float)
     up, down = _ascent_descent(alt)
+    nulls = dict(zip(records.columns, (c.null_count() for c in records.get_columns())))
 
     def _f(v):
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
     def _has(col):
-        return records[col].null_count() < n
+        return nulls[col] < n
 
     return {
         "start_time": start,
@@ -260,8 +332,8 @@ def summarise(records: pl.DataFrame, foot_sport: bool) -> dict[str, Any]:
         "max_speed_mps": _f(records["speed_mps"].max()),
         "avg_heart_rate_bpm": _f(records["heart_rate_bpm"].mean()),
         "max_heart_rate_bpm": _f(records["heart_rate_bpm"].max()),
-        "median_cadence_spm": _f(sel["cadence_spm"].median()) if foot_sport else None,
-        "median_cadence_rpm": _f(sel["cadence_rpm"].median()) if not foot_sport else None,
+        "median_cadence_spm": _f(cad.median()) if foot_sport else None,
+        "median_cadence_rpm": _f(cad.median()) if not foot_sport else None,
         "total_ascent_m": up,
         "total_descent_m": down,
         "has_gps": _has("lat_deg"),

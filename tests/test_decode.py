@@ -203,3 +203,31 @@ def test_gpx_strides_at_a_slow_run_are_not_mistaken_for_steps():
 def test_gpx_backward_walking_steps_stay_steps():
     act = decode_bytes(make_gpx(cad=105, speed_mps=0.95, type_="walking"), "bw.gpx").activities[0]
     assert act.meta["cadence_source_unit"] == "steps_per_min"
+
+
+def test_records_go_to_the_last_lap_started_at_or_before_them():
+    """Lap assignment = an as-of join on lap start (ties: the later lap), 0 before the first lap."""
+    import polars as pl
+
+    from retroingest.decode.fit import _assign_laps
+
+    t0 = dt.datetime(2024, 5, 1, 6, tzinfo=dt.timezone.utc)
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        n = int(rng.integers(1, 60))
+        secs = np.sort(rng.integers(0, 100, n))
+        records = canonical.conform(pl.DataFrame({"ts": [t0 + dt.timedelta(seconds=int(s)) for s in secs]}))
+        k = int(rng.integers(1, 8))
+        starts = [t0 + dt.timedelta(seconds=int(s)) for s in np.sort(rng.integers(-5, 100, k))]
+        if trial % 3 == 0 and k > 1:
+            starts[1] = starts[0]  # two laps starting at the same second
+        laps = pl.DataFrame({"lap_index": pl.Series(range(k), dtype=pl.Int32),
+                             "start_time": pl.Series(starts, dtype=canonical.TS)})
+        got = _assign_laps(records, laps)["lap_index"].to_list()
+        expected = (records.join_asof(laps.rename({"lap_index": "lap"}), left_on="ts", right_on="start_time",
+                                      strategy="backward")["lap"].fill_null(0).to_list())
+        assert got == expected, trial
+    laps = pl.DataFrame({"lap_index": pl.Series([0, 1, 2], dtype=pl.Int32),
+                         "start_time": pl.Series([t0 + dt.timedelta(seconds=s) for s in (1, 3, 3)], dtype=canonical.TS)})
+    records = canonical.conform(pl.DataFrame({"ts": [t0 + dt.timedelta(seconds=s) for s in range(5)]}))
+    assert _assign_laps(records, laps)["lap_index"].to_list() == [0, 0, 0, 2, 2]

@@ -249,7 +249,7 @@ def test_crc16_matches_the_fit_sdk_nibble_algorithm():
     from fitparse.records import Crc
 
     rng = np.random.default_rng(7)
-    for n in (0, 1, 2, 3, 255, 4096, 4099, 70_001):
+    for n in (0, 1, 2, 3, 63, 64, 65, 255, 4096, 4099, 70_001, 131_075, 1_000_003):
         b = rng.integers(0, 256, n, dtype=np.uint8)
         assert fc.crc16(b) == Crc.calculate(b.tobytes())
 

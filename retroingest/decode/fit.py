@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import polars as pl
 
 from retroingest import canonical
@@ -155,8 +156,10 @@ def _col(df: pl.DataFrame, name: str) -> pl.Expr:
 def _first(df: pl.DataFrame, name: str) -> Any:
     if name not in df.columns or df.height == 0:
         return None
-    s = df[name].drop_nulls()
-    return s[0] if s.len() else None
+    s = df.get_column(name)
+    if not s.null_count():
+        return s[0]
+    return next((v for v in s.to_list() if v is not None), None)
 
 
 def _num(v: Any) -> float | None:
@@ -187,29 +190,61 @@ def local_offset_s(msgs: FitMessages) -> tuple[int | None, str | None]:
     return None, None
 
 
-def _records_frame(rec: pl.DataFrame, foot: pl.Expr) -> pl.DataFrame:
-    """Canonical columns from FIT record messages (before conform)."""
-    c = lambda n: _col(rec, n)  # noqa: E731
-    cadence_total = c("cadence").cast(pl.Float64) + c("fractional_cadence").cast(pl.Float64).fill_null(0.0)
-    return rec.select(
-        c("timestamp").cast(TS).alias("ts"),
-        (c("position_lat").cast(pl.Float64) * SEMICIRCLE_DEG).alias("lat_deg"),
-        (c("position_long").cast(pl.Float64) * SEMICIRCLE_DEG).alias("lon_deg"),
-        pl.coalesce(c("enhanced_altitude").cast(pl.Float64), c("altitude").cast(pl.Float64)).alias("altitude_m"),
-        c("distance").cast(pl.Float64).alias("distance_m"),
-        pl.coalesce(c("enhanced_speed").cast(pl.Float64), c("speed").cast(pl.Float64)).alias("speed_mps"),
-        # record.cadence is strides/min for running and walking (DOMAIN.md): steps = 2 × strides
-        pl.when(foot).then(2.0 * cadence_total).alias("cadence_spm"),
-        pl.when(foot.not_()).then(cadence_total).alias("cadence_rpm"),
-        c("heart_rate").cast(pl.Float64).alias("heart_rate_bpm"),
-        c("power").cast(pl.Float64).alias("power_w"),
-        c("temperature").cast(pl.Float64).alias("temperature_c"),
-        c("vertical_oscillation").cast(pl.Float64).alias("vertical_oscillation_mm"),
-        c("stance_time").cast(pl.Float64).alias("stance_time_ms"),
-        c("stance_time_balance").cast(pl.Float64).alias("stance_time_balance_pct"),
-        c("vertical_ratio").cast(pl.Float64).alias("vertical_ratio_pct"),
-        (c("step_length").cast(pl.Float64) / 1000.0).alias("step_length_m"),
-    )
+def _float_column(rec: pl.DataFrame, name: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A record field cast to Float64 as NumPy (NaN where NULL) and its NULL mask; (None, None) if absent."""
+    if name not in rec.columns:
+        return None, None
+    src = rec.get_column(name)
+    s = src.cast(pl.Float64)
+    v = s.to_numpy()
+    if not s.null_count():
+        return v, np.zeros(v.size, dtype=bool)
+    nan = np.isnan(v)
+    if int(nan.sum()) == s.null_count():  # no NaN besides the NULLs
+        return v, nan
+    return v, s.to_arrow().is_null().to_numpy(zero_copy_only=False)
+
+
+def _coalesce(a: tuple, b: tuple) -> np.ndarray | None:
+    """pl.coalesce of two (values, null mask) columns, as values with NaN for NULL."""
+    if a[0] is None:
+        return b[0]
+    if b[0] is None or not a[1].any():
+        return a[0]
+    return np.where(a[1], b[0], a[0])
+
+
+_RECORD_PLAIN = {  # canonical column: (record field, multiplier) for columns taken as they are
+    "lat_deg": ("position_lat", SEMICIRCLE_DEG), "lon_deg": ("position_long", SEMICIRCLE_DEG),
+    "distance_m": ("distance", None), "heart_rate_bpm": ("heart_rate", None), "power_w": ("power", None),
+    "temperature_c": ("temperature", None), "vertical_oscillation_mm": ("vertical_oscillation", None),
+    "stance_time_ms": ("stance_time", None), "stance_time_balance_pct": ("stance_time_balance", None),
+    "vertical_ratio_pct": ("vertical_ratio", None),
+}
+
+
+def _record_columns(rec: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Canonical columns from FIT record messages (before conform), as float64 NumPy with NaN
+    for NULL; ``cadence_total`` (strides or rpm, fractional part added) is split by sport later."""
+    cols: dict[str, np.ndarray] = {}
+    for out, (name, mult) in _RECORD_PLAIN.items():
+        v = _float_column(rec, name)[0]
+        if v is not None:
+            cols[out] = v * mult if mult is not None else v
+    alt = _coalesce(_float_column(rec, "enhanced_altitude"), _float_column(rec, "altitude"))
+    if alt is not None:
+        cols["altitude_m"] = alt
+    spd = _coalesce(_float_column(rec, "enhanced_speed"), _float_column(rec, "speed"))
+    if spd is not None:
+        cols["speed_mps"] = spd
+    step = _float_column(rec, "step_length")[0]
+    if step is not None:
+        cols["step_length_m"] = step * (1 / 1000.0)  # mm -> m, bit-identical to polars' `/ 1000.0`
+    cad = _float_column(rec, "cadence")[0]
+    if cad is not None:
+        frac, frac_null = _float_column(rec, "fractional_cadence")
+        cols["cadence_total"] = cad + (0.0 if frac is None else np.where(frac_null, 0.0, frac))
+    return cols
 
 
 def _cadence_summary(row: dict[str, Any], foot: bool) -> tuple[float | None, float | None]:
@@ -254,9 +289,12 @@ _SESSION_COLUMNS = {
 
 def _laps_frame(laps: pl.DataFrame, foot: bool, start: dt.datetime, end: dt.datetime) -> pl.DataFrame:
     rows = []
-    for lap in laps.iter_rows(named=True):
+    names = laps.columns
+    lo = start - dt.timedelta(seconds=1)
+    for values in laps.rows():
+        lap = dict(zip(names, values))
         ls = lap.get("start_time")
-        if ls is None or ls < start - dt.timedelta(seconds=1) or ls > end:
+        if ls is None or ls < lo or ls > end:
             continue
         rows.append({
             "start_time": ls,
@@ -271,17 +309,30 @@ def _laps_frame(laps: pl.DataFrame, foot: bool, start: dt.datetime, end: dt.date
     return pl.DataFrame(rows, schema=canonical.LAP_SCHEMA) if rows else pl.DataFrame(schema=canonical.LAP_SCHEMA)
 
 
+def _lap_of(ts_us: np.ndarray, laps: pl.DataFrame) -> np.ndarray:
+    """lap_index per record time (int64 µs): the last lap by start_time that started at or before
+    it (the later one of laps starting at the same time), 0 before the first lap."""
+    starts, ok = canonical.datetime_us(laps.get_column("start_time").cast(TS))
+    idx = laps.get_column("lap_index").cast(pl.Int64).to_numpy()
+    if ok is not None:
+        starts, idx = starts[ok], idx[ok]
+    order = np.argsort(starts, kind="stable")
+    pos = np.searchsorted(starts[order], ts_us, side="right") - 1
+    return np.where(pos >= 0, idx[order][np.maximum(pos, 0)], 0) if idx.size else np.zeros(ts_us.size, np.int64)
+
+
 def _assign_laps(records: pl.DataFrame, laps: pl.DataFrame) -> pl.DataFrame:
     if laps.height == 0 or records.height == 0:
         return records
-    starts = laps.select("start_time", "lap_index").sort("start_time")
-    return (
-        records.drop("lap_index")
-        .join_asof(starts, left_on="ts", right_on="start_time", strategy="backward", check_sortedness=False)
-        .with_columns(pl.col("lap_index").fill_null(0))
-        .drop("start_time")
-        .select(list(canonical.RECORD_SCHEMA))
-    )
+    lap = _lap_of(canonical.datetime_us(records.get_column("ts"))[0], laps)
+    return records.with_columns(pl.Series("lap_index", lap, dtype=pl.Int32))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _us(t: dt.datetime) -> int:
+    return (t - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _session_windows(msgs: FitMessages) -> list[dict[str, Any]]:
@@ -347,7 +398,15 @@ def messages_to_decoded(res: ReadResult, path: str | None = None) -> DecodedFile
     }
 
     windows = _session_windows(msgs)
-    rec = rec.filter(pl.col("timestamp").is_not_null()).sort("timestamp", maintain_order=True)
+    ts_us, valid = canonical.datetime_us(rec.get_column("timestamp").cast(TS))
+    # time order, ties in file order (a stable sort of the timed records)
+    rows = np.arange(ts_us.size) if valid is None else np.flatnonzero(valid)
+    if ts_us.size > 1 and not (valid is None and bool(np.all(ts_us[1:] >= ts_us[:-1]))):
+        rows = rows[np.argsort(ts_us[rows], kind="stable")]
+    ts_us = ts_us[rows]
+    columns = {name: v[rows] for name, v in _record_columns(rec).items()}
+    cadence_total = columns.pop("cadence_total", None)
+    lap_msgs = msgs.get("lap", pl.DataFrame())
     # session boundaries: a record belongs to the last session that started at or before it
     starts = [w["start_time"] for w in windows]
     activities = []
@@ -356,20 +415,27 @@ def messages_to_decoded(res: ReadResult, path: str | None = None) -> DecodedFile
         sub_sport = None if w.get("sub_sport") is None else str(w.get("sub_sport"))
         sport = sport or "generic"
         foot = canonical.is_foot_sport(sport) or sub_sport in ("treadmill", "track", "trail")
-        sub = rec
+        a, b = 0, ts_us.size
         if len(windows) > 1:
             lo = starts[i] if i > 0 else None
             hi = starts[i + 1] if i + 1 < len(starts) else None
             if lo is not None:
-                sub = sub.filter(pl.col("timestamp") >= lo)
+                a = int(np.searchsorted(ts_us, _us(lo), side="left"))
             if hi is not None:
-                sub = sub.filter(pl.col("timestamp") < hi)
-        if sub.height == 0:
+                b = max(a, int(np.searchsorted(ts_us, _us(hi), side="left")))
+        if b == a:
             continue
-        records = canonical.conform(_records_frame(sub, pl.lit(foot)), path)
+        sub = {name: v[a:b] for name, v in columns.items()}
+        if cadence_total is not None:
+            # record.cadence is strides/min for running and walking (DOMAIN.md): steps = 2 × strides
+            sub["cadence_spm" if foot else "cadence_rpm"] = 2.0 * cadence_total[a:b] if foot else cadence_total[a:b]
+        conformed = canonical.conform_columns(ts_us[a:b], sub)
+        first, last = (_EPOCH + dt.timedelta(microseconds=int(conformed["ts"][k])) for k in (0, -1))
+        laps = _laps_frame(lap_msgs, foot, first, last)
+        if laps.height:
+            conformed["lap_index"] = _lap_of(conformed["ts"], laps).astype(np.float64)
+        records = canonical.records_frame(conformed)
         summary = canonical.summarise(records, foot)
-        laps = _laps_frame(msgs.get("lap", pl.DataFrame()), foot, summary["start_time"], summary["end_time"])
-        records = _assign_laps(records, laps)
         meta = {
             **common,
             **summary,

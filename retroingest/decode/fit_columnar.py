@@ -133,7 +133,7 @@ _F16 = _F2_LO[_all16 & 0xFF] ^ _F2_HI[_all16 >> 8]  # two bytes at once
 del _all16
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _shift_tables(nbytes: int) -> tuple[np.ndarray, np.ndarray]:
     """Tables of the linear map 'feed nbytes zero bytes', split by low and high state byte."""
     result = _crc_basis.copy()                     # identity map, as images of the 512 basis states
@@ -148,25 +148,39 @@ def _shift_tables(nbytes: int) -> tuple[np.ndarray, np.ndarray]:
     return result[:256], result[256:]
 
 
+_CRC_LANE_DWORDS = 16   # dwords per lane aimed at: few Python-level steps, lanes as wide as needed
+_CRC_MAX_LANES = 8192
+
+
+def _lane_dwords(n: int, lanes: int) -> int:
+    """Dwords per lane, rounded up to m * 2**j with 8 <= m < 16 (or below 16), so the segment
+    sizes merged in the reduction come from a small set and their shift tables stay cached."""
+    d = -(-n // (4 * lanes))
+    if d < 16:
+        return d
+    j = d.bit_length() - 4
+    return -(-d >> j) << j
+
+
 def crc16(buf: np.ndarray) -> int:
     """CRC-16/ARC (the FIT CRC) of a uint8 array, vectorised over lanes; 0 for empty input."""
     n = int(buf.size)
     if n == 0:
         return 0
     lanes = 1
-    while lanes * 256 < n and lanes < 8192:
+    while lanes * 4 * _CRC_LANE_DWORDS < n and lanes < _CRC_MAX_LANES:
         lanes *= 2
-    dwords_per_lane = -(-n // (4 * lanes))
+    dwords_per_lane = _lane_dwords(n, lanes)
     total = dwords_per_lane * 4 * lanes
     padded = np.zeros(total, dtype=np.uint8)
     padded[total - n:] = buf  # zero bytes in front do not change a CRC with init 0
     w = np.ascontiguousarray(padded.view("<u4").reshape(lanes, dwords_per_lane).T)
+    lo, hi = w & 0xFFFF, w >> 16
     s = np.zeros(lanes, dtype=np.uint32)
     f16 = _F16
     for j in range(dwords_per_lane):
-        c = w[j]
-        s = f16[s ^ (c & 0xFFFF)]
-        s = f16[s ^ (c >> 16)]
+        s = f16[s ^ lo[j]]
+        s = f16[s ^ hi[j]]
     seg = 4 * dwords_per_lane
     while s.size > 1:
         a_lo, a_hi = _shift_tables(seg)
@@ -857,32 +871,44 @@ def _compressed_ts(w: _Walk, groups: dict[int, np.ndarray], cols_by_def: dict[in
     return out_val, out_ok
 
 
-def _series(name: str, col: _Col | list | None, n: int) -> pl.Series:
-    """A polars column typed as the reference reader's list-of-Python-values would infer it."""
-    if isinstance(col, list):
-        return pl.Series(name, col, strict=False)
+_TS_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def _arrow(name: str, col: _Col | None, n: int) -> pa.Array:
+    """One column as Arrow, typed as the reference reader's list-of-Python-values would infer it."""
     if name in _DATETIME_FIELDS:
         if col is None:
-            return pl.Series(name, pa.nulls(n, type=pa.timestamp("us", tz="UTC")))
+            return pa.nulls(n, type=_TS_TYPE)
         us = _FIT_EPOCH_US + col.values.astype(np.int64, copy=False) * 1_000_000
-        arr = pa.array(us, type=pa.timestamp("us", tz="UTC"), mask=~col.valid)
-        return pl.Series(name, arr)
+        return pa.array(us, type=_TS_TYPE, mask=_mask(col.valid))
     if col is None or not col.valid.any():
-        # an all-NULL column is dtype Null, as the reference infers it (via int8: faster than pa.null)
-        return pl.Series(name, pa.nulls(n, type=pa.int8())).cast(pl.Null)
+        return pa.nulls(n)   # an all-NULL column is dtype Null, as the reference infers it
     if col.kind == "dt":
         raise Unsupported(f"date_time column {name} outside the reference's datetime names")
+    mask = _mask(col.valid)
     if col.kind == "enum":
         vals = col.values
         uniq = np.unique(vals[col.valid])
         if not any(int(u) in col.enum for u in uniq):
-            return pl.Series(name, pa.array(vals, mask=~col.valid))
+            return pa.array(vals, mask=mask)
         lut = {int(u): col.enum.get(int(u), str(int(u))) for u in uniq}
-        return pl.Series(name, [lut[int(v)] if ok else None for v, ok in zip(vals, col.valid)],
-                         dtype=pl.String)
+        return pa.array([lut[int(v)] if ok else None for v, ok in zip(vals.tolist(), col.valid.tolist())],
+                        type=pa.string())
     if col.kind == "float":
-        return pl.Series(name, pa.array(col.values.astype(np.float64, copy=False), mask=~col.valid))
-    return pl.Series(name, pa.array(col.values.astype(np.int64, copy=False), mask=~col.valid))
+        return pa.array(col.values.astype(np.float64, copy=False), mask=mask)
+    return pa.array(col.values.astype(np.int64, copy=False), mask=mask)
+
+
+def _mask(valid: np.ndarray) -> np.ndarray | None:
+    return None if valid.all() else ~valid
+
+
+def _frame(names: tuple[str, ...], cols: dict[str, _Col | list], n: int) -> pl.DataFrame:
+    """One message's frame, built as one Arrow table (array fields, rare, as Python lists)."""
+    if any(isinstance(cols.get(f), list) for f in names):
+        return pl.DataFrame([pl.Series(f, cols[f], strict=False) if isinstance(cols.get(f), list)
+                             else pl.Series(f, _arrow(f, cols.get(f), n)) for f in names])
+    return pl.from_arrow(pa.Table.from_arrays([_arrow(f, cols.get(f), n) for f in names], names=list(names)))
 
 
 def _decode(data: bytes) -> FitMessages:
@@ -972,7 +998,7 @@ def _decode(data: bytes) -> FitMessages:
                     col.values = np.where(fill, cts[0][gi], col.values)
                     col.valid = col.valid | fill
                 merged[fname] = col
-        out[name] = pl.DataFrame([_series(f, merged.get(f), n) for f in wanted])
+        out[name] = _frame(wanted, merged, n)
     return out
 
 
