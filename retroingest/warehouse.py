@@ -2,8 +2,8 @@
 
 Migrations are the numbered ``schemas/migrations/NNN_name.sql`` files, applied in order, one
 transaction each, recorded in ``schema_version``. Views are ``warehouse/views/*.sql``
-(``CREATE OR REPLACE VIEW``), re-applied whenever the warehouse is opened for writing, so a
-dashboard always sees views that match the code.
+(``CREATE OR REPLACE VIEW``), re-applied when the warehouse is opened for writing and their text
+differs from what was last applied, so a dashboard always sees views that match the code.
 
 DuckDB allows one writing process per file and locks readers of other processes out while it
 writes; :func:`connect` turns that lock error into :class:`WarehouseBusyError` with a clear
@@ -13,6 +13,7 @@ message, and read-only opens retry for a while.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -138,12 +139,31 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
-def apply_views(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create every view in warehouse/views/, in file-name order."""
+def views_hash() -> str:
+    """SHA-256 of every warehouse/views/*.sql file (names and text), in apply order."""
+    h = hashlib.sha256()
+    for p in sorted(VIEWS_DIR.glob("*.sql")) if VIEWS_DIR.exists() else ():
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def apply_views(con: duckdb.DuckDBPyConnection, force: bool = False) -> bool:
+    """(Re)create every view in warehouse/views/, in file-name order, when their text changed.
+
+    Returns whether the views were (re)created. The hash of the applied text is kept in
+    ``warehouse_meta``; ``force`` re-creates them regardless.
+    """
     if not VIEWS_DIR.exists():
-        return
+        return False
+    digest = views_hash()
+    row = con.execute("SELECT value FROM warehouse_meta WHERE key = 'views_hash'").fetchone()
+    if row and row[0] == digest and not force:
+        return False
     for p in sorted(VIEWS_DIR.glob("*.sql")):
         con.execute(p.read_text())
+    con.execute("INSERT OR REPLACE INTO warehouse_meta VALUES ('views_hash', ?, ?)",
+                [digest, dt.datetime.now(dt.timezone.utc)])
+    return True
 
 
 @contextmanager

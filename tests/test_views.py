@@ -170,3 +170,24 @@ def test_claims_query_lists_three_metrics_with_verdicts(populated):
     rows = populated.execute((REPO / "warehouse/queries/claims_vs_evidence.sql").read_text()).fetchall()
     assert [r[0] for r in rows] == ["forward_equivalent_distance", "forward_equivalent_steps", "energy"]
     assert [r[-1] for r in rows][:2] == ["overstated", "overstated"]
+
+
+def test_views_are_recreated_when_their_sql_changes_and_left_alone_otherwise(warehouse_path, tmp_path, monkeypatch):
+    warehouse.connect(warehouse_path).close()
+    con = warehouse.connect(warehouse_path)
+    assert warehouse.apply_views(con) is False  # same text as the open above applied: nothing to do
+    con.close()
+    views = tmp_path / "views"
+    views.mkdir()
+    for p in sorted(warehouse.VIEWS_DIR.glob("*.sql")):
+        (views / p.name).write_text(p.read_text())
+    (views / "999_extra.sql").write_text("CREATE OR REPLACE VIEW v_extra AS SELECT 42 AS answer;\n")
+    monkeypatch.setattr(warehouse, "VIEWS_DIR", views)
+    con = warehouse.connect(warehouse_path)  # a new view file: applied on the next write open
+    assert one(con, "SELECT answer FROM v_extra") == (42,)
+    con.close()
+    (views / "999_extra.sql").write_text("CREATE OR REPLACE VIEW v_extra AS SELECT 43 AS answer;\n")
+    con = warehouse.connect(warehouse_path)
+    assert one(con, "SELECT answer FROM v_extra") == (43,)
+    assert warehouse.apply_views(con) is False
+    con.close()
