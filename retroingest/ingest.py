@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
+import time
 
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ class IngestResult:
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     import_id: int | None = None
     post_steps: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage: decode, load, post, snapshot
 
 
 def read_known(warehouse_path: Path, wait_s: float = 0.0) -> dict:
@@ -164,7 +166,9 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
         def done(info: StagedFile) -> None:
             stage.clear(info.stage_dir)
 
+        t0 = time.perf_counter()
         summary = load.load_staged(con, staged, import_id, on_file=done)
+        result.timings_s["load"] = time.perf_counter() - t0
         summary.counts["unchanged"] = summary.counts.get("unchanged", 0) + n_unchanged
         result.counts = summary.counts
         result.n_records = summary.n_records
@@ -174,6 +178,7 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
         # a killed import may have committed batches but not run its post steps: finish them here
         resumed_imports, resumed_ids = unfinished_post_steps(con, import_id) if run_post_steps else ([], [])
         post_ids = resumed_ids + [a for a in summary.new_activity_ids if a not in set(resumed_ids)]
+        t0 = time.perf_counter()
         if run_post_steps and post_ids:
             for name, fn in post_load_steps():
                 try:
@@ -181,6 +186,7 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
                     result.post_steps[name] = "ok"
                 except Exception as exc:  # data is loaded; a failing post step is reported, not fatal
                     result.post_steps[name] = f"failed: {type(exc).__name__}: {exc}"
+        result.timings_s["post"] = time.perf_counter() - t0
         c = summary.counts
         con.execute(
             "UPDATE imports SET finished_at = ?, n_files = ?, n_ingested = ?, n_salvaged = ?, n_duplicate = ?, "
@@ -198,9 +204,11 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
             con.execute("UPDATE imports SET finished_at = ?, command = command || ? WHERE list_contains(?, import_id)",
                         [dt.datetime.now(dt.timezone.utc), f" (interrupted; completed by import {import_id})",
                          resumed_imports])
+        t0 = time.perf_counter()
         con.execute("CHECKPOINT")
     finally:
         con.close()
+    result.timings_s["checkpoint"] = time.perf_counter() - t0
     return result
 
 
@@ -238,11 +246,16 @@ def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None
     root = staging_root(wpath)
     with warehouse.import_lock(wpath, wait_s=lock_wait_s):
         root.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
         known = read_known(wpath, wait_s=lock_wait_s)
         staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
+        decode_s = time.perf_counter() - t0
         result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
+        result.timings_s = {"decode": decode_s, **result.timings_s}
         if snapshot:
+            t0 = time.perf_counter()
             warehouse.publish_snapshot(wpath)
+            result.timings_s["snapshot"] = time.perf_counter() - t0
     try:
         root.rmdir()
     except OSError:

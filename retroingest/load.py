@@ -346,24 +346,36 @@ def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int, code: str
              file_id])
 
 
+def _insert_staged(con: duckdb.DuckDBPyConnection, stage_dirs: list[tuple[str, int]]) -> None:
+    """Laps and records of many staged files, one INSERT per table straight from their Parquet files."""
+    # Row order inside records/laps carries no meaning (queries order by seq / lap_index), and
+    # letting DuckDB insert out of order roughly halves the CPU of this, the largest write.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        for table in ("laps", "records"):
+            files = pl.DataFrame({"file": [str(Path(d) / f"{table}.parquet") for d, _ in stage_dirs],
+                                  "base": [b for _, b in stage_dirs]}, schema={"file": pl.String, "base": pl.Int64})
+            con.register("_stage_files", files)
+            try:
+                con.execute(
+                    f"INSERT INTO {table} BY NAME "
+                    "SELECT r.* EXCLUDE (session_index, filename), f.base * 256 + r.session_index AS activity_id "
+                    "FROM read_parquet(?, filename = true, union_by_name = true) r "
+                    "JOIN _stage_files f ON r.filename = f.file", [files["file"].to_list()])
+            finally:
+                con.unregister("_stage_files")
+    finally:
+        con.execute("RESET preserve_insertion_order")
+
+
 def _write_plan(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
-    """Write one batch's rows in bulk: one insert per table, laps and records straight from Parquet."""
+    """Write one batch's rows in bulk: one insert per table."""
     _insert_rows(con, "source_files", plan.files)
     for old, new in plan.demotions:  # stored copies of a demoted primary point to the richer new copy
         con.execute("UPDATE activities SET duplicate_of = ? WHERE activity_id = ? OR duplicate_of = ?", [new, old, old])
     _insert_rows(con, "activities", plan.activities)
-    for table in ("laps", "records") if plan.stage_dirs else ():
-        files = pl.DataFrame({"file": [str(Path(d) / f"{table}.parquet") for d, _ in plan.stage_dirs],
-                              "base": [b for _, b in plan.stage_dirs]}, schema={"file": pl.String, "base": pl.Int64})
-        con.register("_stage_files", files)
-        try:
-            con.execute(
-                f"INSERT INTO {table} BY NAME "
-                "SELECT r.* EXCLUDE (session_index, filename), f.base * 256 + r.session_index AS activity_id "
-                "FROM read_parquet(?, filename = true, union_by_name = true) r JOIN _stage_files f ON r.filename = f.file",
-                [files["file"].to_list()])
-        finally:
-            con.unregister("_stage_files")
+    if plan.stage_dirs:
+        _insert_staged(con, plan.stage_dirs)
     for fid, (code, why) in plan.touched_files.items():
         _refresh_file_status(con, fid, code, why)
 
