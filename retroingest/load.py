@@ -348,24 +348,18 @@ def _refresh_file_status(con: duckdb.DuckDBPyConnection, file_id: int, code: str
 
 def _insert_staged(con: duckdb.DuckDBPyConnection, stage_dirs: list[tuple[str, int]]) -> None:
     """Laps and records of many staged files, one INSERT per table straight from their Parquet files."""
-    # Row order inside records/laps carries no meaning (queries order by seq / lap_index), and
-    # letting DuckDB insert out of order roughly halves the CPU of this, the largest write.
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        for table in ("laps", "records"):
-            files = pl.DataFrame({"file": [str(Path(d) / f"{table}.parquet") for d, _ in stage_dirs],
-                                  "base": [b for _, b in stage_dirs]}, schema={"file": pl.String, "base": pl.Int64})
-            con.register("_stage_files", files)
-            try:
-                con.execute(
-                    f"INSERT INTO {table} BY NAME "
-                    "SELECT r.* EXCLUDE (session_index, filename), f.base * 256 + r.session_index AS activity_id "
-                    "FROM read_parquet(?, filename = true, union_by_name = true) r "
-                    "JOIN _stage_files f ON r.filename = f.file", [files["file"].to_list()])
-            finally:
-                con.unregister("_stage_files")
-    finally:
-        con.execute("RESET preserve_insertion_order")
+    for table in ("laps", "records"):
+        files = pl.DataFrame({"file": [str(Path(d) / f"{table}.parquet") for d, _ in stage_dirs],
+                              "base": [b for _, b in stage_dirs]}, schema={"file": pl.String, "base": pl.Int64})
+        con.register("_stage_files", files)
+        try:
+            con.execute(
+                f"INSERT INTO {table} BY NAME "
+                "SELECT r.* EXCLUDE (session_index, filename), f.base * 256 + r.session_index AS activity_id "
+                "FROM read_parquet(?, filename = true, union_by_name = true) r "
+                "JOIN _stage_files f ON r.filename = f.file", [files["file"].to_list()])
+        finally:
+            con.unregister("_stage_files")
 
 
 def _write_plan(con: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
