@@ -127,7 +127,8 @@ def compute(records: pl.DataFrame) -> Features:
         ser = records[name]
         if ser.dtype != pl.Float64:
             ser = ser.cast(pl.Float64)
-        return ser.to_numpy()  # nulls become NaN
+        # nulls become NaN; always a writable copy, so that the compiled kernels see one array type
+        return ser.to_numpy(writable=True)
 
     aid = records["activity_id"].to_numpy()
     n = aid.size

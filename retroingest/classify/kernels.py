@@ -229,6 +229,15 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
     l092, l058, l095 = math.log(0.92), math.log(0.58), math.log(0.95)
     log_hr_ratio = math.log(hr_sd_back / hr_sd_fwd)
     log_gct_ratio = math.log(gct_sd_back / gct_sd_fwd)
+    # per activity: log of the four cadence spreads (a record without speed doubles them)
+    G = table.shape[0]
+    lsd = np.empty((G, 4))
+    for q in range(G):
+        lsd[q, 0] = math.log(table[q, 6])
+        lsd[q, 1] = math.log(max(table[q, 6], run_sd_back))
+        lsd[q, 2] = math.log(table[q, 7])
+        lsd[q, 3] = math.log(max(table[q, 7], walk_sd_back))
+    log2 = math.log(2.0)
     for i in range(n):
         row = table[group[i]]
         log_cr, log_vr, beta_r, log_cw, log_vw, beta_w = row[0], row[1], row[2], row[3], row[4], row[5]
@@ -259,10 +268,12 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
         sd_w = sd_w0 * widen
         sdb_r = max(sd_r, run_sd_back * widen)
         sdb_w = max(sd_w, walk_sd_back * widen)
-        fr_c = -_huber(rr / sd_r) - math.log(sd_r)
-        br_c = -_huber((rr - run_shift) / sdb_r) - math.log(sdb_r)
-        fw_c = -_huber(rw / sd_w) - math.log(sd_w)
-        bw_c = -_huber((rw - walk_shift) / sdb_w) - math.log(sdb_w)
+        lw = 0.0 if has_v else log2
+        gq = group[i]
+        fr_c = -_huber(rr / sd_r) - (lsd[gq, 0] + lw)
+        br_c = -_huber((rr - run_shift) / sdb_r) - (lsd[gq, 1] + lw)
+        fw_c = -_huber(rw / sd_w) - (lsd[gq, 2] + lw)
+        bw_c = -_huber((rw - walk_shift) / sdb_w) - (lsd[gq, 3] + lw)
         l_run += st * max(fr_c, br_c)
         l_walk += st * max(fw_c, bw_c)
         d_run = st * _clip(br_c - fr_c, -max_llr, max_llr)
@@ -317,21 +328,20 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
 
 
 def warm_up() -> float:
-    """Compile (or load from the on-disk cache) every kernel on tiny inputs; returns seconds taken."""
+    """Compile (or load from the on-disk cache) every kernel by classifying two tiny synthetic
+    activities, one with GPS and one treadmill; returns the seconds it took."""
+    from retroingest.classify.core import classify
+    from retroingest.classify.synth import session
+
     t0 = time.perf_counter()
-    x = np.array([1.0, np.nan, 2.0])
-    lo = np.array([0, 0, 1], np.int64)
-    hi = np.array([2, 3, 3], np.int64)
-    wmean(x, lo, hi)
-    viterbi(np.zeros((3, 5)), np.array([0], np.int64), np.array([3], np.int64), np.zeros((5, 5)))
-    z = np.zeros(3)
-    emissions(x, x, x, x, x, z, x, z, np.ones(3), np.zeros(3, np.int64), np.ones((1, 17)), np.ones(len(P_NAMES)))
-    for fn in _EXTRA_WARM:
-        fn()
+    import polars as pl
+    a, _ = session("track_intervals", seed=1)
+    b, _ = session("backward_walk_treadmill", seed=2)
+    frame = pl.concat([a.head(900).with_columns(pl.lit(1, pl.Int64).alias("activity_id")),
+                       b.head(900).with_columns(pl.lit(2, pl.Int64).alias("activity_id"))])
+    classify(frame)
     return time.perf_counter() - t0
 
-
-_EXTRA_WARM: list = []
 
 
 # --- per-activity adaptation (model.adapt) ----------------------------------------------------
@@ -418,22 +428,27 @@ def two_cluster_gain(h: np.ndarray, shift: float):
     sds = np.array([0.025, 0.035, 0.05, 0.07])
     best_ll, best_o, best_pi = -np.inf, 0.0, 0.0
     found = False
-    lf = np.empty(nb)
-    lb = np.empty(nb)
+    # empty bins add nothing to any sum below: work on the occupied ones only
+    nz = np.flatnonzero(h > 0)
+    hz = h[nz]
+    xz = x[nz]
+    k = nz.size
+    lf = np.empty(k)
+    lb = np.empty(k)
     for o in cand:
         for sd in sds:
-            for i in range(nb):
-                lf[i] = math.exp(-0.5 * ((x[i] - o) / sd) ** 2) / sd
-                lb[i] = math.exp(-0.5 * ((x[i] - o - shift) / sd) ** 2) / sd
+            for i in range(k):
+                lf[i] = math.exp(-0.5 * ((xz[i] - o) / sd) ** 2) / sd
+                lb[i] = math.exp(-0.5 * ((xz[i] - o - shift) / sd) ** 2) / sd
             pi = 0.5
             for _ in range(6):
                 s = 0.0
-                for i in range(nb):
-                    s += h[i] * pi * lb[i] / ((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+                for i in range(k):
+                    s += hz[i] * pi * lb[i] / ((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
                 pi = min(max(s / tot, 0.02), 0.98)
             ll2 = 0.0
-            for i in range(nb):
-                ll2 += h[i] * math.log((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+            for i in range(k):
+                ll2 += hz[i] * math.log((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
             if not found or ll2 > best_ll:
                 best_ll, best_o, best_pi, found = ll2, o, pi, True
     if not found:
@@ -526,10 +541,13 @@ def forward_cluster(r, w, shift, prior_sd, prior_back, sd_floor, sd_cap, smooth,
 
 
 @njit(**_JIT)
-def adapt(starts, ends, v, dt, t, hr, v_lag, gct, logv, r_run_all, r_walk_all, run_ok_all, walk_ok_all, steady,
-          bl, context_prior, prm):
+def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci, bl, context_prior, prm):
     """Per-activity forward offsets, spreads, speeds, HR line and stance reference (see ``model.adapt``).
 
+    Residuals r = log c - locus(log v_eff) against each activity's baseline loci (``loci`` rows:
+    log run cadence, log run speed, run beta, log walk cadence, log walk speed, walk beta); the
+    clusters are fitted on steady, flat (|grade| < 4 %) records: running at >= 135 spm and
+    >= 1.4 m/s, walking at 80-135 spm and 0.5-2 m/s.
     ``bl`` rows: offset_sd, hr_gain, log run speed. ``prm``: run_shift, run_sd_fwd, walk_shift,
     walk_sd_fwd, walk_min_mass, walk_valley, mix_gain. Returns a (G, 13) array: run_off, walk_off,
     p_back, run_sd, walk_sd, walk_bimodal, run_speed, walk_speed, hr_a, hr_b, hr_c, hr_walk_ok,
@@ -541,10 +559,24 @@ def adapt(starts, ends, v, dt, t, hr, v_lag, gct, logv, r_run_all, r_walk_all, r
     out = np.full((G, 13), NAN)
     for g in range(G):
         a, b = starts[g], ends[g]
-        run_ok = run_ok_all[a:b]
-        walk_ok = walk_ok_all[a:b]
-        r_run = r_run_all[a:b]
-        r_walk = r_walk_all[a:b]
+        nn = b - a
+        run_ok = np.zeros(nn, np.bool_)
+        walk_ok = np.zeros(nn, np.bool_)
+        r_run = np.empty(nn)
+        r_walk = np.empty(nn)
+        logv = np.empty(nn)
+        for i in range(nn):
+            j = a + i
+            lv = math.log(max(v_eff[j], 0.05)) if v_eff[j] == v_eff[j] else NAN
+            cj = c[j]
+            lc = math.log(max(cj if cj == cj else 1.0, 1.0))
+            logv[i] = lv
+            r_run[i] = lc - (loci[g, 0] + loci[g, 2] * (lv - loci[g, 1]))
+            r_walk[i] = lc - (loci[g, 3] + loci[g, 5] * (lv - loci[g, 4]))
+            if abs(grade[j]) < 0.04 and steady[j]:
+                vj = v[j]
+                run_ok[i] = cj >= 135 and vj >= 1.4
+                walk_ok[i] = cj >= 80 and cj < 135 and vj >= 0.5 and vj < 2.0
         dts = dt[a:b]
         prior = context_prior[g]
         offset_sd = bl[g, 0]
@@ -599,7 +631,7 @@ def adapt(starts, ends, v, dt, t, hr, v_lag, gct, logv, r_run_all, r_walk_all, r
         gs = gct[a:b]
         gok = fr_sel & ~np.isnan(gs)
         if gok.sum() >= 60:
-            out[g, 12] = _median(np.log(gs[gok]) + 0.6 * (logv[a:b][gok] - bl[g, 2]))
+            out[g, 12] = _median(np.log(gs[gok]) + 0.6 * (logv[gok] - bl[g, 2]))
     return out
 
 
@@ -614,38 +646,49 @@ def refs(starts, ends, path, has_c, has_v, v_eff, c, gct, grade, dt, pop):
     """
     G = starts.size
     out = np.full((G, 7), NAN)
-    lg_ref = pop[1]
+    longest = 0
+    for g in range(G):
+        longest = max(longest, ends[g] - starts[g])
+    b_off = np.empty(longest)
+    b_v = np.empty(longest)
+    b_c = np.empty(longest)
+    b_g = np.empty(longest)
+    b_w = np.empty(longest)
     for g in range(G):
         a, b = starts[g], ends[g]
-        nn = b - a
-        fr = np.zeros(nn, np.bool_)
-        fw = np.zeros(nn, np.bool_)
         fr_s = 0.0
         fw_s = 0.0
-        for i in range(nn):
-            j = a + i
-            base = has_c[j] and has_v[j] and abs(grade[j]) < 0.04
-            if base and path[j] == 3 and c[j] >= 135:
-                fr[i] = True
+        nr = 0
+        ng = 0
+        nw = 0
+        for j in range(a, b):
+            if not (has_c[j] and has_v[j] and abs(grade[j]) < 0.04):
+                continue
+            ve = v_eff[j] if v_eff[j] == v_eff[j] else 0.0
+            lv = math.log(max(ve, 0.05))
+            lc = math.log(max(c[j] if c[j] == c[j] else 1.0, 1.0))
+            if path[j] == 3 and c[j] >= 135:
                 fr_s += dt[j]
-            elif base and path[j] == 1:
-                fw[i] = True
+                b_off[nr] = lc - (pop[0] + pop[2] * (lv - pop[1]))
+                b_v[nr] = v_eff[j]
+                b_c[nr] = c[j]
+                nr += 1
+                if np.isfinite(gct[j]):
+                    b_g[ng] = math.log(gct[j]) + 0.6 * (lv - pop[1])
+                    ng += 1
+            elif path[j] == 1:
                 fw_s += dt[j]
+                b_w[nw] = lc - (pop[3] + pop[5] * (lv - pop[4]))
+                nw += 1
         out[g, 0], out[g, 1] = fr_s, fw_s
-        ve = v_eff[a:b]
-        cs = c[a:b]
-        logve = np.log(np.maximum(np.where(np.isnan(ve), 0.0, ve), 0.05))
-        logc = np.log(np.maximum(np.where(np.isnan(cs), 1.0, cs), 1.0))
         if fr_s >= 60:
-            out[g, 2] = _median(logc[fr] - (pop[0] + pop[2] * (logve[fr] - pop[1])))
-            out[g, 3] = _median(ve[fr])
-            out[g, 4] = _median(cs[fr])
-            gg = gct[a:b][fr]
-            ok = np.isfinite(gg)
-            if ok.sum() >= 60:
-                out[g, 5] = math.exp(_median(np.log(gg[ok]) + 0.6 * (logve[fr][ok] - lg_ref)))
+            out[g, 2] = _median(b_off[:nr])
+            out[g, 3] = _median(b_v[:nr])
+            out[g, 4] = _median(b_c[:nr])
+            if ng >= 60:
+                out[g, 5] = math.exp(_median(b_g[:ng]))
         if fw_s >= 60:
-            out[g, 6] = _median(logc[fw] - (pop[3] + pop[5] * (logve[fw] - pop[4])))
+            out[g, 6] = _median(b_w[:nw])
     return out
 
 

@@ -111,28 +111,17 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     uncertainty (wide for a new athlete, narrow once history accumulates).
     """
     out = []
-    logv = np.log(np.maximum(f.v_eff, 0.05))
-    logc = np.log(np.maximum(np.nan_to_num(f.c, nan=1.0), 1.0))
-    # per-record residuals against each activity's baseline loci, for all activities at once
-    gi = f.group
-    prm = np.array([[math.log(b.run_cadence_spm), math.log(b.run_speed_mps), b.run_beta,
-                     math.log(b.walk_cadence_spm), math.log(b.walk_speed_mps), b.walk_beta]
-                    for b in baselines]).reshape(len(baselines), 6)[gi].T
-    r_run_all = logc - (prm[0] + prm[2] * (logv - prm[1]))
-    r_walk_all = logc - (prm[3] + prm[5] * (logv - prm[4]))
-    with np.errstate(invalid="ignore"):
-        base_ok = (np.abs(f.grade) < 0.04) & f.steady
-        run_ok_all = base_ok & (f.c >= 135) & (f.v >= 1.4)
-        walk_ok_all = base_ok & (f.c >= 80) & (f.c < 135) & (f.v >= 0.5) & (f.v < 2.0)
+    loci = np.array([[math.log(b.run_cadence_spm), math.log(b.run_speed_mps), b.run_beta,
+                      math.log(b.walk_cadence_spm), math.log(b.walk_speed_mps), b.walk_beta]
+                     for b in baselines], dtype=float).reshape(len(baselines), 6)
     bl = np.array([[b.offset_sd, b.hr_gain_bpm_per_mps, math.log(b.run_speed_mps)] for b in baselines],
                   dtype=float).reshape(len(baselines), 3)
     prm = np.array([p.run_shift, p.run_sd_fwd, p.walk_shift, p.walk_sd_fwd, WALK_MIN_MASS, WALK_VALLEY, MIX_GAIN])
     a64 = np.ascontiguousarray
     res = kernels.adapt(
-        a64(f.starts, np.int64), a64(f.ends, np.int64), a64(f.v, float), a64(f.dt, float), a64(f.t, float),
-        a64(f.hr, float), a64(f.v_lag, float), a64(f.gct, float), a64(logv, float), a64(r_run_all, float),
-        a64(r_walk_all, float), a64(run_ok_all, bool), a64(walk_ok_all, bool), a64(f.steady, bool), bl,
-        a64(context_prior, float), prm)
+        a64(f.starts, np.int64), a64(f.ends, np.int64), a64(f.v, float), a64(f.v_eff, float), a64(f.c, float),
+        a64(f.grade, float), a64(f.dt, float), a64(f.t, float), a64(f.hr, float), a64(f.v_lag, float),
+        a64(f.gct, float), a64(f.steady, bool), loci, bl, a64(context_prior, float), prm)
 
     def opt(x: float) -> float | None:
         return None if math.isnan(x) else float(x)
