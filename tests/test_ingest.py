@@ -165,3 +165,16 @@ def test_two_watches_recording_the_same_run_are_two_activities(tmp_path, warehou
     (tmp_path / "friend.fit").write_bytes(fit_bytes(serial=2002, hr=150))
     ingest([tmp_path], warehouse_path, workers=1)
     assert rows(warehouse_path, "SELECT count(*) FROM v_activities") == [(2,)]
+
+
+def test_the_writer_has_a_bounded_memory_limit_and_a_bad_setting_names_the_variable(warehouse_path, monkeypatch):
+    from retroingest import warehouse
+    from retroingest.errors import LoadError
+
+    con = warehouse.connect(warehouse_path)
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.close()
+    assert limit.endswith("MiB") and float(limit.split()[0]) <= 512, limit  # 512MB = 488.2 MiB, not 80 % of RAM
+    monkeypatch.setenv("RETROINGEST_DUCKDB_MEMORY_LIMIT", "plenty")
+    with pytest.raises(LoadError, match="RETROINGEST_DUCKDB_MEMORY_LIMIT='plenty'"):
+        warehouse.connect(warehouse_path)
