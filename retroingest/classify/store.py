@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 import duckdb
@@ -23,11 +25,12 @@ import polars as pl
 
 from retroingest.classify import baseline as blmod
 from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
-from retroingest.classify.core import CLASSIFIER_VERSION, SEGMENT_SCHEMA, classify
+from retroingest.classify.core import CLASSIFIER_VERSION, SEGMENT_SCHEMA, Result, classify
 from retroingest.warehouse import transaction
 
 DEFAULT_ATHLETE = "default"
 BATCH_RECORDS = 2_000_000
+WORKERS = 2     # threads classifying halves of a batch (the machine's cores, at most)
 RECORD_COLUMNS = ("activity_id", "seq", "ts", "elapsed_s", "lat_deg", "lon_deg", "altitude_m", "distance_m",
                   "speed_mps", "cadence_spm", "heart_rate_bpm", "stance_time_ms")
 REF_COLUMNS = ("activity_id", "athlete_id", "run_forward_s", "run_speed_mps", "run_cadence_spm", "run_offset",
@@ -55,8 +58,8 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
     refs_all: dict[int, ActivityRef] = {}
     seg_frames: list[pl.DataFrame] = []
     for batch in _batches(acts):
-        records = _records(con, batch["activity_id"].to_list())
-        res = classify(records, batch, baselines)
+        records = _records(con, batch["activity_id"])
+        res = _classify_parallel(records, batch, baselines)
         new_refs = {r.activity_id: r for r in res.refs}
         learned = _relearn(con, new_refs, refs_all, baselines)
         moved = [a for a, b in learned.items() if _moved(baselines.get(a, POPULATION), b)]
@@ -64,8 +67,8 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
         if moved:
             again = batch.filter(pl.col("athlete_id").is_in(moved))
             keep = batch.filter(~pl.col("athlete_id").is_in(moved))
-            res2 = classify(records.filter(pl.col("activity_id").is_in(again["activity_id"].implode())),
-                            again, baselines)
+            res2 = _classify_parallel(records.filter(pl.col("activity_id").is_in(again["activity_id"].implode())),
+                                      again, baselines)
             segs = pl.concat([res.segments.filter(pl.col("activity_id").is_in(keep["activity_id"].implode())),
                               res2.segments])
             for r in res2.refs:
@@ -116,8 +119,9 @@ def _activities(con: duckdb.DuckDBPyConnection, ids: Sequence[int] | None, confi
         if not ids:
             return pl.DataFrame(schema={"activity_id": pl.Int64, "sport": pl.String, "sub_sport": pl.String,
                                         "n_records": pl.Int64, "athlete_id": pl.String})
-        sql += " AND a.activity_id IN (SELECT unnest(?::BIGINT[]))"
-        return con.execute(sql + " ORDER BY a.start_time, a.activity_id", [ids]).pl()
+        id_tbl = _id_table(ids)  # noqa: F841 (read by DuckDB by name)
+        sql += " AND a.activity_id IN (SELECT activity_id FROM id_tbl)"
+        return con.execute(sql + " ORDER BY a.start_time, a.activity_id").pl()
     return con.execute(sql + " ORDER BY a.start_time, a.activity_id").pl()
 
 
@@ -129,11 +133,36 @@ def _batches(acts: pl.DataFrame):
         yield part.drop("_b")
 
 
-def _records(con: duckdb.DuckDBPyConnection, ids: list[int]) -> pl.DataFrame:
-    cols = ", ".join(RECORD_COLUMNS)
+def _id_table(ids) -> Any:
+    """An Arrow table of activity ids for DuckDB to join against (a Python list parameter costs
+    a Python-object conversion per id)."""
+    return pl.DataFrame({"activity_id": pl.Series(ids, dtype=pl.Int64)}).to_arrow()
+
+
+def _records(con: duckdb.DuckDBPyConnection, ids: pl.Series) -> pl.DataFrame:
+    cols = ", ".join(f"r.{c}" for c in RECORD_COLUMNS)
+    id_tbl = _id_table(ids)  # noqa: F841 (read by DuckDB by name)
     return con.execute(
-        f"SELECT {cols} FROM records WHERE activity_id IN (SELECT unnest(?::BIGINT[])) ORDER BY activity_id, seq",
-        [ids]).pl()
+        f"SELECT {cols} FROM records r SEMI JOIN id_tbl USING (activity_id) ORDER BY r.activity_id, r.seq").pl()
+
+
+def _classify_parallel(records: pl.DataFrame, acts: pl.DataFrame, baselines: dict[str, Baseline]) -> Result:
+    """``classify`` on two halves of the activities in two threads (the compiled kernels and
+    Polars release the GIL). Activities are independent given the baselines, so the result is
+    the same as one call."""
+    workers = min(WORKERS, os.cpu_count() or 1)
+    if workers < 2 or records.height < 200_000 or acts.height < 2:
+        return classify(records, acts, baselines)
+    ids = records["activity_id"]
+    cut_at = records.height // 2
+    cut_id = ids[cut_at]
+    parts = [(records.filter(pl.col("activity_id") < cut_id), acts.filter(pl.col("activity_id") < cut_id)),
+             (records.filter(pl.col("activity_id") >= cut_id), acts.filter(pl.col("activity_id") >= cut_id))]
+    parts = [p for p in parts if p[0].height]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(lambda p: classify(p[0], p[1], baselines), parts))
+    return Result(pl.concat([r.segments for r in results]), pl.concat([r.states for r in results]),
+                  [x for r in results for x in r.refs])
 
 
 def _load_baselines(con: duckdb.DuckDBPyConnection) -> dict[str, Baseline]:
@@ -144,8 +173,9 @@ def _load_baselines(con: duckdb.DuckDBPyConnection) -> dict[str, Baseline]:
 def _stored_refs(con: duckdb.DuckDBPyConnection, athletes: list[str]) -> list[ActivityRef]:
     if not athletes:
         return []
+    ath_tbl = pl.DataFrame({"athlete_id": pl.Series(athletes, dtype=pl.String)}).to_arrow()  # noqa: F841
     df = con.execute(f"SELECT {', '.join(REF_COLUMNS)} FROM classifier_activity_refs "
-                     "WHERE athlete_id IN (SELECT unnest(?::VARCHAR[]))", [athletes]).pl()
+                     "SEMI JOIN ath_tbl USING (athlete_id)").pl()
     return [ActivityRef(**row) for row in df.iter_rows(named=True)]
 
 
@@ -153,13 +183,14 @@ def _relearn(con: duckdb.DuckDBPyConnection, new: dict[int, ActivityRef], earlie
              current: dict[str, Baseline]) -> dict[str, Baseline]:
     """Baselines of the athletes in ``new`` from stored refs, replaced by this run's refs."""
     athletes = sorted({r.athlete_id for r in new.values()})
-    out = {}
-    for a in athletes:
-        refs = {r.activity_id: r for r in _stored_refs(con, [a])}
-        refs.update({k: r for k, r in earlier.items() if r.athlete_id == a})
-        refs.update({k: r for k, r in new.items() if r.athlete_id == a})
-        out[a] = blmod.aggregate(refs.values())
-    return out
+    by_athlete: dict[str, dict[int, ActivityRef]] = {a: {} for a in athletes}
+    for r in _stored_refs(con, athletes):   # one query for all of them
+        by_athlete[r.athlete_id][r.activity_id] = r
+    for src in (earlier, new):
+        for k, r in src.items():
+            if r.athlete_id in by_athlete:
+                by_athlete[r.athlete_id][k] = r
+    return {a: blmod.aggregate(refs.values()) for a, refs in by_athlete.items()}
 
 
 def _moved(old: Baseline, new: Baseline) -> bool:
@@ -183,17 +214,20 @@ def _write(con: duckdb.DuckDBPyConnection, ids: list[int], segments: pl.DataFram
                 "gct_ms": pl.Float64, "classifier_version": pl.String, "updated_at": pl.Datetime("us", "UTC")},
     )
     ref_arrow = ref_df.to_arrow()  # noqa: F841
-    ath_rows = [(a, baselines.get(a, POPULATION).to_json() if baselines.get(a, POPULATION).learned else None,
-                 int(baselines.get(a, POPULATION).n_forward_s), now) for a in sorted(athletes)]
+    ath_arrow = pl.DataFrame(  # noqa: F841
+        [(a, baselines.get(a, POPULATION).to_json() if baselines.get(a, POPULATION).learned else None,
+          int(baselines.get(a, POPULATION).n_forward_s), now) for a in sorted(athletes)],
+        schema={"athlete_id": pl.String, "baseline_json": pl.String, "baseline_n_records": pl.Int64,
+                "updated_at": pl.Datetime("us", "UTC")}, orient="row").to_arrow()
+    id_tbl = _id_table(ids)  # noqa: F841
     cols = ", ".join(SEGMENT_SCHEMA)
     with transaction(con):
-        con.execute("DELETE FROM segments WHERE activity_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        con.execute("DELETE FROM segments WHERE activity_id IN (SELECT activity_id FROM id_tbl)")
         con.execute(f"INSERT INTO segments ({cols}) SELECT {cols} FROM seg_arrow")
-        con.execute("DELETE FROM classifier_activity_refs WHERE activity_id IN (SELECT unnest(?::BIGINT[]))", [ids])
+        con.execute("DELETE FROM classifier_activity_refs WHERE activity_id IN (SELECT activity_id FROM id_tbl)")
         con.execute("INSERT INTO classifier_activity_refs SELECT * FROM ref_arrow")
-        for a, js, n, ts in ath_rows:
-            con.execute(
-                "INSERT INTO athletes (athlete_id, baseline_json, baseline_n_records, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (athlete_id) DO UPDATE SET baseline_json = excluded.baseline_json, "
-                "baseline_n_records = excluded.baseline_n_records, updated_at = excluded.updated_at",
-                [a, js, n, ts])
+        con.execute(
+            "INSERT INTO athletes (athlete_id, baseline_json, baseline_n_records, updated_at) "
+            "SELECT athlete_id, baseline_json, baseline_n_records, updated_at FROM ath_arrow "
+            "ON CONFLICT (athlete_id) DO UPDATE SET baseline_json = excluded.baseline_json, "
+            "baseline_n_records = excluded.baseline_n_records, updated_at = excluded.updated_at")
