@@ -7,6 +7,7 @@ reads finished folders. A folder is complete once ``file.json`` exists (written 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -111,12 +112,12 @@ def _write_json_atomic(path: Path, obj: dict[str, Any]) -> None:
 def _write_parquet(table: pa.Table, path: Path) -> None:
     """One Parquet file, built in memory and written with one call.
 
-    Plain encoding, no dictionary, no statistics, LZ4: for a few thousand rows per file the
-    dictionary pages and statistics cost more CPU than they save, and one write call avoids
-    pyarrow's many small writes to an open file.
+    Plain encoding, no dictionary, no statistics, no compression: for a few thousand rows per
+    file these cost more CPU than they save (staging files are read once, from the page cache,
+    and deleted), and one write call avoids pyarrow's many small writes to an open file.
     """
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="lz4", use_dictionary=False, write_statistics=False)
+    pq.write_table(table, sink, compression="none", use_dictionary=False, write_statistics=False)
     path.write_bytes(sink.getvalue())
 
 
@@ -129,11 +130,34 @@ def _activity_row(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if hasattr(v, "dtype") else v) for k, v in meta.items()}
 
 
-def _activities_frame(metas: list[dict[str, Any]]) -> pl.DataFrame:
-    """One row per activity, dtypes inferred from the values over all rows."""
-    if len(metas) == 1:  # one row: column by column is the same inference, several times faster
-        return pl.DataFrame({k: [v] for k, v in metas[0].items()})
-    return pl.DataFrame(metas, infer_schema_length=None)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _arrow_value(v: Any) -> pa.Array | None:
+    """A one-row Arrow column typed as polars infers (and exports) that Python value; None if unsure."""
+    if v is None:
+        return pa.nulls(1)
+    if isinstance(v, bool):
+        return pa.array([v], pa.bool_())
+    if isinstance(v, int):
+        return pa.array([v], pa.int64()) if -2**63 <= v < 2**63 else None
+    if isinstance(v, float):
+        return pa.array([v], pa.float64())
+    if isinstance(v, str):
+        return pa.array([v], pa.large_string())
+    if isinstance(v, dt.datetime) and v.tzinfo is not None and str(v.tzinfo) == "UTC":
+        return pa.array([(v - _EPOCH) // dt.timedelta(microseconds=1)], pa.timestamp("us", tz="UTC"))
+    return None
+
+
+def _activities_table(metas: list[dict[str, Any]]) -> pa.Table:
+    """One row per activity, dtypes as polars infers them over all rows (its own inference for
+    several rows or an unusual value; one row of plain values is typed directly, much faster)."""
+    if len(metas) == 1:
+        cols = [_arrow_value(v) for v in metas[0].values()]
+        if all(c is not None for c in cols):
+            return pa.Table.from_arrays(cols, names=list(metas[0]))
+    return pl.DataFrame(metas, infer_schema_length=None).to_arrow()
 
 
 def write_stage(stage_root: Path, label: str, data: bytes, size_bytes: int, mtime: float | None,
@@ -174,7 +198,7 @@ def write_stage(stage_root: Path, label: str, data: bytes, size_bytes: int, mtim
             metas.append(_activity_row(act.meta))
         _write_parquet(pa.concat_tables(rec_tables), out / "records.parquet")
         _write_parquet(pa.concat_tables(lap_tables), out / "laps.parquet")
-        _write_parquet(_activities_frame(metas).to_arrow(), out / "activities.parquet")
+        _write_parquet(_activities_table(metas), out / "activities.parquet")
         info.n_activities = len(metas)
         info.n_records = sum(t.num_rows for t in rec_tables)
     info.stage_dir = str(out)

@@ -39,6 +39,7 @@ import pyarrow as pa
 from fitparse.profile import MESSAGE_TYPES
 from fitparse.records import BASE_TYPES
 
+from retroingest.canonical import frame_from_arrow
 from retroingest.decode.fit import (
     _DATETIME_FIELDS, FIT_EPOCH, WANTED, FitMessages, ReadResult, read_messages_fitparse,
 )
@@ -908,7 +909,7 @@ def _frame(names: tuple[str, ...], cols: dict[str, _Col | list], n: int) -> pl.D
     if any(isinstance(cols.get(f), list) for f in names):
         return pl.DataFrame([pl.Series(f, cols[f], strict=False) if isinstance(cols.get(f), list)
                              else pl.Series(f, _arrow(f, cols.get(f), n)) for f in names])
-    return pl.from_arrow(pa.Table.from_arrays([_arrow(f, cols.get(f), n) for f in names], names=list(names)))
+    return frame_from_arrow(pa.Table.from_arrays([_arrow(f, cols.get(f), n) for f in names], names=list(names)))
 
 
 def _decode(data: bytes) -> FitMessages:
@@ -964,6 +965,13 @@ def _decode(data: bytes) -> FitMessages:
             perm = None if len(all_rows) == 1 else np.argsort(idx, kind="stable")  # rows are sorted per def
             per_def = [_decode_def(w.defs[did].plan, cols_by_def[did], rows.size, acc_vals)
                        for did, rows in parts]
+            if len(parts) == 1 and cts is None:  # one layout: its columns are the message's columns
+                for fname in wanted:
+                    c = per_def[0].get(fname)
+                    if c is not None:
+                        merged[fname] = _python_rows(c, n) if c.kind == "list" else c
+                out[name] = _frame(wanted, merged, n)
+                continue
             for fname in wanted:
                 present = [(cd.get(fname), rows.size) for cd, (_, rows) in zip(per_def, parts)]
                 kinds = {(c.kind, id(c.enum)) for c, _ in present if c is not None and c.valid.any()}
