@@ -1,9 +1,11 @@
 """The ingest pipeline, as plain functions: discover → read+hash → decode to staging → load → post-steps.
 
 The CLI's ``ingest`` and the Prefect flows call these same stage functions; flows add only
-scheduling, retries and parallelism. The write lock on the warehouse is held only while
-loading staged files and running the post-load steps, so readers are locked out for as short a
-time as possible.
+scheduling, retries and parallelism. :func:`ingest` streams: decoded files are loaded batch by
+batch while later files are still decoding (:class:`DecodeStream`), so both cores stay busy and
+staging never holds the whole archive. Its DuckDB write lock is held from the start of loading to
+the end; readers meanwhile open the snapshot published after the previous import
+(docs/CONCURRENCY.md). The flows decode in tasks first and take the write lock only to load.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import multiprocessing
 import os
 import time
 
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from retroingest import load, stage, warehouse
 from retroingest.errors import RetroIngestError
@@ -35,7 +38,9 @@ class IngestResult:
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     import_id: int | None = None
     post_steps: dict[str, str] = field(default_factory=dict)
-    timings_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage: decode, load, post, snapshot
+    # wall seconds per stage: decode (the loader waiting for decoded files; decoding that overlaps
+    # loading is not counted twice), load, post (classify, metrics), checkpoint, snapshot
+    timings_s: dict[str, float] = field(default_factory=dict)
 
 
 def read_known(warehouse_path: Path, wait_s: float = 0.0) -> dict:
@@ -88,45 +93,99 @@ def _decode_job(args: tuple) -> StagedFile:
     return stage.write_stage(Path(stage_root), label, data, size, mtime, sha)
 
 
+class DecodeStream:
+    """Staged files in discovery order, each yielded as soon as it (and every file before it) is decoded.
+
+    Iterating it reads and hashes each item in this process (exact duplicates and unchanged files
+    need no decoding) and decodes the rest in ``workers`` spawned processes, keeping at most a
+    few files per worker in flight, so memory stays bounded however large the archive and the
+    loader can write the first batch while later files are still decoding. ``n_unchanged``
+    counts the files skipped as unchanged; it is final once the iteration ends.
+    """
+
+    def __init__(self, items: Iterable[SourceItem], stage_root: Path, known: dict, workers: int = 1,
+                 progress: ProgressFn | None = None):
+        self.items, self.stage_root, self.known = items, Path(stage_root), known
+        self.workers, self.progress = workers, progress
+        self.n_unchanged = 0
+        self.wait_s = 0.0  # wall time the consumer spent waiting for the next staged file
+
+    def _note(self, label: str, what: str) -> None:
+        if self.progress:
+            self.progress(label, what)
+
+    def __iter__(self) -> Iterator[StagedFile]:
+        produce = self._produce()
+        while True:
+            t0 = time.perf_counter()
+            try:
+                info = next(produce)
+            except StopIteration:
+                return
+            finally:
+                self.wait_s += time.perf_counter() - t0
+            yield info
+
+    def _produce(self) -> Iterator[StagedFile]:
+        seen: dict[str, str] = {}
+        pending: deque = deque()  # StagedFile (ready) or Future, in discovery order
+        first_job = None  # decoded in this process if it turns out to be the only one
+        pool = None
+        in_flight = 4 * max(1, self.workers)
+        try:
+            for item in self.items:
+                kind, payload = prepare(item, self.stage_root, self.known, seen)
+                if kind == "unchanged":
+                    self.n_unchanged += 1
+                    self._note(item.label, "unchanged")
+                    continue
+                if kind == "staged":
+                    self._note(item.label, payload.status)
+                    pending.append(payload)
+                elif self.workers <= 1:
+                    pending.append(self._finish(_decode_job((str(self.stage_root), *payload))))
+                elif first_job is None and pool is None:
+                    first_job = (str(self.stage_root), *payload)
+                    pending.append(first_job)
+                else:
+                    if pool is None:
+                        # spawn, not fork: forking a process whose Polars thread pool is running deadlocks the children
+                        pool = ProcessPoolExecutor(max_workers=self.workers,
+                                                   mp_context=multiprocessing.get_context("spawn"))
+                        pending = deque(pool.submit(_decode_job, p) if p is first_job else p for p in pending)
+                        first_job = None
+                    pending.append(pool.submit(_decode_job, (str(self.stage_root), *payload)))
+                while pending and (len(pending) > in_flight or not isinstance(pending[0], Future)
+                                   or pending[0].done()):
+                    if pending[0] is first_job:
+                        break  # wait: a second job decides whether a pool is worth starting
+                    yield self._resolve(pending.popleft())
+            while pending:
+                head = pending.popleft()
+                if head is first_job:
+                    head = self._finish(_decode_job(head))
+                yield self._resolve(head)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _resolve(self, head) -> StagedFile:
+        if isinstance(head, Future):
+            return self._finish(head.result())
+        return head
+
+    def _finish(self, info: StagedFile) -> StagedFile:
+        self._note(info.label, info.status)
+        return info
+
+
 def decode_all(items: Iterable[SourceItem], stage_root: Path, known: dict, workers: int = 1,
                progress: ProgressFn | None = None) -> tuple[list[StagedFile], int]:
-    """Decode every new item into staging, in parallel processes when workers > 1.
-
-    Returns the staged files in discovery order and the number of unchanged files skipped.
-    """
-    seen: dict[str, str] = {}
-    order: list[str] = []
-    ready: dict[str, StagedFile] = {}
-    n_unchanged = 0
-    jobs = []
-    for item in items:
-        kind, payload = prepare(item, stage_root, known, seen)
-        if kind == "unchanged":
-            n_unchanged += 1
-            if progress:
-                progress(item.label, "unchanged")
-            continue
-        order.append(item.label)
-        if kind == "staged":
-            ready[item.label] = payload
-            if progress:
-                progress(item.label, payload.status)
-        else:
-            jobs.append((str(stage_root), *payload))
-    if workers > 1 and len(jobs) > 1:
-        # spawn, not fork: forking a process whose Polars thread pool is running deadlocks the children
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for info in pool.map(_decode_job, jobs, chunksize=4):
-                ready[info.label] = info
-                if progress:
-                    progress(info.label, info.status)
-    else:
-        for job in jobs:
-            info = _decode_job(job)
-            ready[info.label] = info
-            if progress:
-                progress(info.label, info.status)
-    return [ready[label] for label in order], n_unchanged
+    """Decode every new item into staging; returns the staged files in discovery order and the
+    number of unchanged files skipped. (:class:`DecodeStream` without the streaming.)"""
+    stream = DecodeStream(items, stage_root, known, workers, progress)
+    staged = list(stream)
+    return staged, stream.n_unchanged
 
 
 PostStep = Callable[..., object]
@@ -151,12 +210,16 @@ def post_load_steps() -> list[tuple[str, PostStep]]:
     return steps
 
 
-def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchanged: int, command: str,
-                    progress: ProgressFn | None = None, run_post_steps: bool = True,
+def load_and_finish(warehouse_path: Path, staged: Iterable[StagedFile] | DecodeStream, n_unchanged: int | None,
+                    command: str, progress: ProgressFn | None = None, run_post_steps: bool = True,
                     lock_wait_s: float = 0.0) -> IngestResult:
-    """Hold the write lock: record the import, load staged files, run post-load steps."""
+    """Hold the write lock: record the import, load staged files, run post-load steps.
+
+    ``staged`` may be a :class:`DecodeStream`: batches are then loaded while later files decode,
+    and ``n_unchanged`` (None) is taken from the stream once it is exhausted.
+    """
     con = warehouse.connect(warehouse_path, wait_s=lock_wait_s)
-    result = IngestResult(n_files=len(staged) + n_unchanged)
+    result = IngestResult()
     try:
         import_id = load.next_import_id(con)
         started = dt.datetime.now(dt.timezone.utc)
@@ -168,7 +231,12 @@ def load_and_finish(warehouse_path: Path, staged: Sequence[StagedFile], n_unchan
 
         t0 = time.perf_counter()
         summary = load.load_staged(con, staged, import_id, on_file=done)
-        result.timings_s["load"] = time.perf_counter() - t0
+        waited = staged.wait_s if isinstance(staged, DecodeStream) else 0.0
+        result.timings_s["decode"] = waited  # decoding not overlapped with loading
+        result.timings_s["load"] = time.perf_counter() - t0 - waited
+        if n_unchanged is None:
+            n_unchanged = staged.n_unchanged
+        result.n_files = sum(summary.counts.values()) + n_unchanged
         summary.counts["unchanged"] = summary.counts.get("unchanged", 0) + n_unchanged
         result.counts = summary.counts
         result.n_records = summary.n_records
@@ -246,12 +314,9 @@ def ingest(paths: Sequence[str | os.PathLike], warehouse_path: str | Path | None
     root = staging_root(wpath)
     with warehouse.import_lock(wpath, wait_s=lock_wait_s):
         root.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
         known = read_known(wpath, wait_s=lock_wait_s)
-        staged, n_unchanged = decode_all(discover(paths), root, known, workers=workers, progress=progress)
-        decode_s = time.perf_counter() - t0
-        result = load_and_finish(wpath, staged, n_unchanged, command, progress, run_post_steps, lock_wait_s)
-        result.timings_s = {"decode": decode_s, **result.timings_s}
+        stream = DecodeStream(discover(paths), root, known, workers=workers, progress=progress)
+        result = load_and_finish(wpath, stream, None, command, progress, run_post_steps, lock_wait_s)
         if snapshot:
             t0 = time.perf_counter()
             warehouse.publish_snapshot(wpath)

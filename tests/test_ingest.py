@@ -178,3 +178,23 @@ def test_the_writer_has_a_bounded_memory_limit_and_a_bad_setting_names_the_varia
     monkeypatch.setenv("RETROINGEST_DUCKDB_MEMORY_LIMIT", "plenty")
     with pytest.raises(LoadError, match="RETROINGEST_DUCKDB_MEMORY_LIMIT='plenty'"):
         warehouse.connect(warehouse_path)
+
+
+def test_decode_stream_yields_in_discovery_order_with_only_a_few_files_in_flight(tmp_path):
+    from retroingest.ingest import DecodeStream
+    from retroingest.sources import discover
+
+    for i in range(24):
+        (tmp_path / f"run{i:02d}.fit").write_bytes(fit_bytes(n=60, serial=500 + i, start=T0 + dt.timedelta(days=i),
+                                                             created=T0 + dt.timedelta(days=i)))
+    root = tmp_path / "staging"
+    root.mkdir()
+    stream = DecodeStream(discover([tmp_path]), root, {"by_path": {}, "sha_to_path": {}}, workers=2)
+    labels, started_when_yielded = [], []
+    for info in stream:
+        labels.append(Path(info.label).name)
+        started_when_yielded.append(sum(1 for _ in root.iterdir()))  # a folder per file whose decoding began
+    assert labels == [f"run{i:02d}.fit" for i in range(24)] and stream.n_unchanged == 0
+    # the loader gets file k while at most 4 x workers later files are being decoded: bounded memory
+    assert all(n <= k + 1 + 8 for k, n in enumerate(started_when_yielded)), started_when_yielded
+    assert started_when_yielded[0] < 24
