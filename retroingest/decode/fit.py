@@ -159,7 +159,9 @@ def _first(df: pl.DataFrame, name: str) -> Any:
     s = df.get_column(name)
     if not s.null_count():
         return s[0]
-    return next((v for v in s.to_list() if v is not None), None)
+    # the first non-NULL element, as s[i] gives it (a list column's element is a Series)
+    i = next((i for i, v in enumerate(s.to_list()) if v is not None), None)
+    return None if i is None else s[i]
 
 
 def _num(v: Any) -> float | None:
