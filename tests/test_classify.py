@@ -321,3 +321,22 @@ def test_cadence_in_strides_per_minute_is_recognised_and_said():
     tp, fp, fn = _backward_seconds(res, truth)
     assert tp / (tp + fn) >= 0.8
     assert any("doubled" in e for e in res.segments["evidence"])
+
+
+
+def test_backward_running_without_cadence_shows_as_a_speed_drop_at_a_raised_hr():
+    tp = fn = fp = 0
+    for s in (300, 301, 302):
+        df, truth = session("long_backward", s, athlete=CLEAR, drop_cadence=True)
+        res = classify(df)
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        back = res.segments.filter(pl.col("direction") == "backward")
+        assert (back["confidence"] <= 0.6).all()   # capped: speed and HR only
+    assert tp / (tp + fn) >= 0.4
+    assert fp <= 0.05 * (tp + fp)
+
+
+@pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills"])
+def test_forward_sessions_without_cadence_stay_forward(kind):
+    assert _fp_per_hour(kind, (400, 401, 402), drop_cadence=True) <= 30.0

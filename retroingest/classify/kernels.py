@@ -291,8 +291,12 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
         if has_c and c < 40.0:
             l_run -= 3.0
             l_walk -= 3.0
-        d_run -= st * _huber(max(0.0, logve - v_today - l092) / 0.08)
-        d_run -= st * _huber(max(0.0, v_today + l058 - logve) / 0.08)
+        # (these two also hold without cadence, where speed and HR are all there is)
+        # without cadence the speed window is all that speaks for the gait, so it is sharper
+        sp_w = st if has_c else 1.0
+        sp_scale = 0.08 if has_c else 0.03
+        d_run -= sp_w * _huber(max(0.0, logve - v_today - l092) / sp_scale)
+        d_run -= sp_w * _huber(max(0.0, v_today + l058 - logve) / sp_scale)
         d_walk -= st * _huber(max(0.0, logve - w_today - l095) / 0.1)
         hres = hr_in[i] - (hr_a + hr_b * vlag_in[i] + hr_c * t_in[i] / 3600.0)
         has_hr = hres == hres
@@ -347,6 +351,7 @@ def warm_up() -> float:
 # --- per-activity adaptation (model.adapt) ----------------------------------------------------
 
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
+NO_CADENCE_SPEED_Q = 0.85  # quantile of running speeds taken as today's forward pace without cadence
 
 
 @njit(**_JIT)
@@ -551,12 +556,12 @@ def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci,
     ``bl`` rows: offset_sd, hr_gain, log run speed. ``prm``: run_shift, run_sd_fwd, walk_shift,
     walk_sd_fwd, walk_min_mass, walk_valley, mix_gain. Returns a (G, 13) array: run_off, walk_off,
     p_back, run_sd, walk_sd, walk_bimodal, run_speed, walk_speed, hr_a, hr_b, hr_c, hr_walk_ok,
-    gct_ref (NaN = none).
+    gct_ref (NaN = none), walk backward share.
     """
     run_shift, run_sd_fwd, walk_shift, walk_sd_fwd = prm[0], prm[1], prm[2], prm[3]
     walk_min_mass, walk_valley, mix_gain = prm[4], prm[5], prm[6]
     G = starts.size
-    out = np.full((G, 13), NAN)
+    out = np.full((G, 14), NAN)
     for g in range(G):
         a, b = starts[g], ends[g]
         nn = b - a
@@ -584,24 +589,41 @@ def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci,
         if run_ok.sum() >= 120:
             run_off, p_back, run_sd, _ = forward_cluster(r_run[run_ok], dts[run_ok], run_shift, offset_sd, prior,
                                                          0.015, 0.07, 0.01, 0.10, 0.6, False, mix_gain)
-        walk_off, walk_sd, walk_bimodal = 0.0, walk_sd_fwd, False
+        walk_off, walk_sd, walk_bimodal, walk_back = 0.0, walk_sd_fwd, False, 0.0
         if walk_ok.sum() >= 60:
-            walk_off, _, walk_sd, walk_bimodal = forward_cluster(
+            walk_off, walk_back, walk_sd, walk_bimodal = forward_cluster(
                 r_walk[walk_ok], dts[walk_ok], walk_shift, max(offset_sd, 0.05), prior, 0.03, 0.13, 0.018,
                 walk_min_mass, walk_valley, True, mix_gain)
         out[g, 0], out[g, 1], out[g, 2], out[g, 3], out[g, 4] = run_off, walk_off, p_back, run_sd, walk_sd
         out[g, 5] = 1.0 if walk_bimodal else 0.0
+        out[g, 13] = walk_back
         vs = v[a:b]
         fr_sel = run_ok & (r_run - run_off < run_shift / 2)
         if fr_sel.sum() >= 60:
             out[g, 6] = np.quantile(vs[fr_sel], 0.6)
+        # no cadence (a file without the channel, or long dropouts): today's forward running
+        # speed and the HR line come from steady, flat running-speed records without cadence;
+        # forward running is the faster part (backward is 0.68-0.82 x easy forward, biomech §8),
+        # hence a high quantile, and the HR line is re-centred on its lowest peak below
+        nc_sel = np.zeros(nn, np.bool_)
+        if run_ok.sum() < 120:
+            for i in range(nn):
+                j = a + i
+                nc_sel[i] = (c[j] != c[j]) and abs(grade[j]) < 0.04 and steady[j] and v[j] >= 1.4
+            if nc_sel.sum() >= 120:
+                out[g, 6] = np.quantile(vs[nc_sel], NO_CADENCE_SPEED_Q)
+                # the HR line from the forward-fast part only (a slower backward share would
+                # flatten the fitted gain and hide its own HR excess)
+                nc_sel &= vs >= 0.9 * out[g, 6]
+            else:
+                nc_sel[:] = False
         fw_sel = walk_ok & (r_walk - walk_off < walk_shift / 2)
         if fw_sel.sum() >= 60:
             out[g, 7] = np.quantile(vs[fw_sel], 0.6)
         hrs = hr[a:b]
         vl = v_lag[a:b]
         ts = t[a:b]
-        ok = (fr_sel | fw_sel) & ~np.isnan(hrs) & ~np.isnan(vl)
+        ok = (fr_sel | fw_sel | nc_sel) & ~np.isnan(hrs) & ~np.isnan(vl)
         nok = ok.sum()
         if nok >= 120:
             xx = vl[ok]
@@ -623,7 +645,10 @@ def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci,
             out[g, 9], out[g, 10] = gain, drift
             out[g, 11] = 1.0 if (ok & walk_ok).sum() > (ok & run_ok).sum() else 0.0
             hr_a = _median(y - gain * xx - drift * th)
-            mov = (vs >= 0.5) & steady[a:b] & ~np.isnan(hrs) & ~np.isnan(vl)
+            # without cadence only running-speed records re-centre it (walking HR sits far
+            # below a running line and would become the 'forward' peak)
+            v_mov = 1.4 if nc_sel.any() else 0.5
+            mov = (vs >= v_mov) & steady[a:b] & ~np.isnan(hrs) & ~np.isnan(vl)
             if mov.sum() >= 60:
                 res = hrs[mov] - (hr_a + gain * vl[mov] + drift * ts[mov] / 3600.0)
                 hr_a += lowest_peak(res, dts[mov], 1.0, 3.0, 0.25)

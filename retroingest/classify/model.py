@@ -92,6 +92,7 @@ class ActivityModel:
     hypothesis_backward: float  # fitted share of backward running in the activity
     run_sd: float = PARAMS_RUN_SD  # within-cluster SD of the run cadence residual in this activity
     walk_sd: float = PARAMS_WALK_SD
+    walk_back_share: float = 0.0     # share of walking judged backward by the cluster fit
     hr_walk_ok: bool = False         # the HR line was fitted mostly on walking
     walk_bimodal: bool = False       # walking shows a forward and a separate short-step cluster
     run_speed: float | None = None   # forward running speed today (60th percentile), m/s
@@ -129,7 +130,8 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     for row in res:
         out.append(ActivityModel(
             float(row[0]), float(row[1]), float(row[2]), run_sd=float(row[3]), walk_sd=float(row[4]),
-            hr_walk_ok=bool(row[11] == 1.0), walk_bimodal=bool(row[5] == 1.0), run_speed=opt(row[6]),
+            hr_walk_ok=bool(row[11] == 1.0), walk_bimodal=bool(row[5] == 1.0), walk_back_share=float(row[13]),
+            run_speed=opt(row[6]),
             walk_speed=opt(row[7]), hr_a=opt(row[8]), hr_b=opt(row[9]), hr_c=opt(row[10]), gct_ref=opt(row[12])))
     return out
 
@@ -190,7 +192,10 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
         # one and a shorter-stepped one (bouts against the athlete's own forward walking in the
         # same session); one wide cluster is a stroll, a hike or stop-and-go, where the two cannot
         # be told apart.
-        1.0 if (m.walk_sd < 0.085 and m.walk_bimodal) else 0.0,
+        # On a treadmill or track (speed from a pod or belt, not noisy positions) a single walking
+        # cluster whose steps are far shorter than the athlete's forward walking at that cadence
+        # (adapt placed the forward locus one shift below it) counts too.
+        1.0 if (m.walk_sd < 0.085 and (m.walk_bimodal or (m.walk_back_share >= 0.5 and cb > 0))) else 0.0,
         # the HR line is fitted where the activity spends its time: walking HR after running
         # (walk breaks) sits far above a running line, so HR speaks for walking only in walking
         # activities
