@@ -98,16 +98,19 @@ class DecodeStream:
     """Staged files in discovery order, each yielded as soon as it (and every file before it) is decoded.
 
     Iterating it reads and hashes each item in this process (exact duplicates and unchanged files
-    need no decoding) and decodes the rest in ``workers`` spawned processes, keeping at most a
-    few files per worker in flight, so memory stays bounded however large the archive and the
-    loader can write the first batch while later files are still decoding. ``n_unchanged``
-    counts the files skipped as unchanged; it is final once the iteration ends.
+    need no decoding) and decodes the rest in ``workers`` spawned processes. Up to
+    ``max_in_flight`` files (and ``max_in_flight_bytes`` of their content) are read ahead of the
+    consumer: enough for the workers to keep decoding while the loader writes a whole batch,
+    few enough that memory and staging stay bounded however large the archive.
+    ``n_unchanged`` counts the files skipped as unchanged; it is final once the iteration ends.
     """
 
     def __init__(self, items: Iterable[SourceItem], stage_root: Path, known: dict, workers: int = 1,
-                 progress: ProgressFn | None = None):
+                 progress: ProgressFn | None = None, max_in_flight: int = 256,
+                 max_in_flight_bytes: int = 256 * 2**20):
         self.items, self.stage_root, self.known = items, Path(stage_root), known
         self.workers, self.progress = workers, progress
+        self.max_in_flight, self.max_in_flight_bytes = max_in_flight, max_in_flight_bytes
         self.n_unchanged = 0
         self.wait_s = 0.0  # wall time the consumer spent waiting for the next staged file
 
@@ -130,9 +133,9 @@ class DecodeStream:
     def _produce(self) -> Iterator[StagedFile]:
         seen: dict[str, str] = {}
         pending: deque = deque()  # StagedFile (ready) or Future, in discovery order
+        sizes: deque = deque()    # bytes read for each pending entry
         first_job = None  # decoded in this process if it turns out to be the only one
         pool = None
-        in_flight = 4 * max(1, self.workers)
         try:
             for item in self.items:
                 kind, payload = prepare(item, self.stage_root, self.known, seen)
@@ -142,12 +145,11 @@ class DecodeStream:
                     continue
                 if kind == "staged":
                     self._note(item.label, payload.status)
-                    pending.append(payload)
+                    entry = payload
                 elif self.workers <= 1:
-                    pending.append(self._finish(_decode_job((str(self.stage_root), *payload))))
+                    entry = self._finish(_decode_job((str(self.stage_root), *payload)))
                 elif first_job is None and pool is None:
-                    first_job = (str(self.stage_root), *payload)
-                    pending.append(first_job)
+                    entry = first_job = (str(self.stage_root), *payload)
                 else:
                     if pool is None:
                         # spawn, not fork: forking a process whose Polars thread pool is running deadlocks the children
@@ -155,11 +157,14 @@ class DecodeStream:
                                                    mp_context=multiprocessing.get_context("spawn"))
                         pending = deque(pool.submit(_decode_job, p) if p is first_job else p for p in pending)
                         first_job = None
-                    pending.append(pool.submit(_decode_job, (str(self.stage_root), *payload)))
-                while pending and (len(pending) > in_flight or not isinstance(pending[0], Future)
-                                   or pending[0].done()):
+                    entry = pool.submit(_decode_job, (str(self.stage_root), *payload))
+                pending.append(entry)
+                sizes.append(len(payload[1]) if kind == "decode" else 0)
+                while pending and (len(pending) > self.max_in_flight or sum(sizes) > self.max_in_flight_bytes
+                                   or not isinstance(pending[0], Future) or pending[0].done()):
                     if pending[0] is first_job:
                         break  # wait: a second job decides whether a pool is worth starting
+                    sizes.popleft()
                     yield self._resolve(pending.popleft())
             while pending:
                 head = pending.popleft()

@@ -180,7 +180,7 @@ def test_the_writer_has_a_bounded_memory_limit_and_a_bad_setting_names_the_varia
         warehouse.connect(warehouse_path)
 
 
-def test_decode_stream_yields_in_discovery_order_with_only_a_few_files_in_flight(tmp_path):
+def test_decode_stream_yields_in_discovery_order_with_a_bounded_number_of_files_in_flight(tmp_path):
     from retroingest.ingest import DecodeStream
     from retroingest.sources import discover
 
@@ -189,12 +189,12 @@ def test_decode_stream_yields_in_discovery_order_with_only_a_few_files_in_flight
                                                              created=T0 + dt.timedelta(days=i)))
     root = tmp_path / "staging"
     root.mkdir()
-    stream = DecodeStream(discover([tmp_path]), root, {"by_path": {}, "sha_to_path": {}}, workers=2)
+    stream = DecodeStream(discover([tmp_path]), root, {"by_path": {}, "sha_to_path": {}}, workers=2, max_in_flight=8)
     labels, started_when_yielded = [], []
     for info in stream:
         labels.append(Path(info.label).name)
         started_when_yielded.append(sum(1 for _ in root.iterdir()))  # a folder per file whose decoding began
     assert labels == [f"run{i:02d}.fit" for i in range(24)] and stream.n_unchanged == 0
-    # the loader gets file k while at most 4 x workers later files are being decoded: bounded memory
+    # the loader gets file k while at most max_in_flight later files are read or decoding: bounded memory
     assert all(n <= k + 1 + 8 for k, n in enumerate(started_when_yielded)), started_when_yielded
     assert started_when_yielded[0] < 24
