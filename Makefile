@@ -33,6 +33,7 @@ accuracy: setup
 
 bench: setup
 	$(PY) benchmarks/bench_decode.py
+	$(PY) benchmarks/bench_stage.py
 	$(PY) benchmarks/bench_classify.py
 	$(PY) benchmarks/bench_e2e.py
 
