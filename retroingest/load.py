@@ -208,17 +208,19 @@ def _stored_primaries(con: duckdb.DuckDBPyConnection, acts: list[dict[str, Any]]
     return _Primaries(_Primary(*r) for r in rows)
 
 
-def _read_activities(paths: list[str]) -> list[pl.DataFrame]:
-    """The staged activities.parquet files, in one read when their schemas agree."""
-    try:
-        both = pl.read_parquet(paths, include_file_paths="_file") if paths else None
-    except pl.exceptions.PolarsError:  # a column is all-null (untyped) in one file and typed in another
-        return [pl.read_parquet(p) for p in paths]
-    if both is None:
+def _read_activities(con: duckdb.DuckDBPyConnection, paths: list[str]) -> list[list[dict[str, Any]]]:
+    """The rows of many staged activities.parquet files, in one read.
+
+    DuckDB unifies the files by column name: a column that is all-null (untyped) in one file and
+    typed in another is read with the typed file's type.
+    """
+    if not paths:
         return []
-    parts = both.partition_by("_file", as_dict=True, include_key=False, maintain_order=True)
-    empty = both.clear().drop("_file")
-    return [parts.get((p,), empty) for p in paths]
+    frame = con.execute("SELECT * FROM read_parquet(?, union_by_name = true, filename = true)", [paths]).pl()
+    by_file: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
+    for row in frame.iter_rows(named=True):
+        by_file[row.pop("filename")].append(row)
+    return [by_file[p] for p in paths]
 
 
 @dataclass
@@ -251,8 +253,9 @@ def _plan_batch(con: duckdb.DuckDBPyConnection, batch: list[StagedFile], import_
     loadable = [i for i, fid in zip(batch, file_ids) if fid not in present and i.sha256 not in first_copy
                 and i.status not in ("skipped", "quarantined", "duplicate")]
     acts_by_file: dict[str, list[dict[str, Any]]] = {}
-    for info, frame in zip(loadable, _read_activities([str(Path(i.stage_dir) / "activities.parquet") for i in loadable])):
-        acts = acts_by_file[info.label] = list(frame.iter_rows(named=True))
+    paths = [str(Path(i.stage_dir) / "activities.parquet") for i in loadable]
+    for info, acts in zip(loadable, _read_activities(con, paths)):
+        acts_by_file[info.label] = acts
         for act in acts:
             act["activity_id"] = activity_id_for(info.sha256, act["session_index"])
             act["richness"] = canonical.richness(act, act["format"])
