@@ -226,7 +226,7 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
     gct_shift, gct_sd_fwd, gct_sd_back = prm[7], prm[8], prm[9]
     grade_free, w, back_bias, back_bias_walk, max_llr = prm[10], prm[11], prm[12], prm[13], prm[14]
     k0 = math.log(0.28 * 2.5066)
-    l092, l058, l095 = math.log(0.92), math.log(0.58), math.log(0.95)
+    l092, l058, l095, l085 = math.log(0.92), math.log(0.58), math.log(0.95), math.log(0.85)
     log_hr_ratio = math.log(hr_sd_back / hr_sd_fwd)
     log_gct_ratio = math.log(gct_sd_back / gct_sd_fwd)
     # per activity: log of the four cadence spreads (a record without speed doubles them)
@@ -293,9 +293,11 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
             l_walk -= 3.0
         # (these two also hold without cadence, where speed and HR are all there is)
         # without cadence the speed window is all that speaks for the gait, so it is sharper
+        # (and its upper edge lower: backward is <= 0.82x easy pace, and today's pace is then a
+        # high quantile of running speed)
         sp_w = st if has_c else 1.0
         sp_scale = 0.08 if has_c else 0.03
-        d_run -= sp_w * _huber(max(0.0, logve - v_today - l092) / sp_scale)
+        d_run -= sp_w * _huber(max(0.0, logve - v_today - (l092 if has_c else l085)) / sp_scale)
         d_run -= sp_w * _huber(max(0.0, v_today + l058 - logve) / sp_scale)
         d_walk -= st * _huber(max(0.0, logve - w_today - l095) / 0.1)
         hres = hr_in[i] - (hr_a + hr_b * vlag_in[i] + hr_c * t_in[i] / 3600.0)
@@ -311,6 +313,8 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
                         -1.5, 1.5)
         d_grade = -min(4.0, max(0.0, abs(grade_in[i]) - grade_free) / 0.015)
         dir_run = w * (d_run + d_hr + d_g + d_grade) - back_bias + cbias
+        if not has_c:
+            dir_run -= NO_CADENCE_BIAS   # speed and HR only: HR drift and pace changes mimic it
         dir_walk = w * walk_clean * (d_walk + hr_walk * d_hr + d_grade) - back_bias_walk + cbias
         sdt = math.sqrt(dt_in[i])
         ls_w = _logsig(dir_walk)
@@ -351,6 +355,7 @@ def warm_up() -> float:
 # --- per-activity adaptation (model.adapt) ----------------------------------------------------
 
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
+NO_CADENCE_BIAS = 0.4     # extra per-record log-odds against backward running without cadence
 NO_CADENCE_SPEED_Q = 0.85  # quantile of running speeds taken as today's forward pace without cadence
 
 
