@@ -161,7 +161,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     if np.isnan(dist).any():
         dist = np.where(np.isnan(dist), np.cumsum(np.nan_to_num(f.v) * f.dt), dist)
     sums, meds, means, mode = kernels.segment_stats(
-        a64(st, np.int64), a64(en, np.int64), a64(path, np.int8), a64(em.loglik, float), a64(em.dir_run, float),
+        a64(st, np.int64), a64(en, np.int64), a64(path, np.int8), a64(em.loglik, np.float32), a64(em.dir_run, float),
         a64(em.dir_walk, float), a64(em.r_run, float), a64(em.r_walk, float), beta, wbeta,
         a64(f.group, np.int64), a64(f.dt, float), a64(f.v, float), a64(f.c, float), a64(em.has_c, bool),
         a64(em.hr_res, float), a64(f.grade, float), a64(f.grade_known, bool), a64(em.has_hr, bool),

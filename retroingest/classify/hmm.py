@@ -43,7 +43,8 @@ def log_transitions(switch_cost: float = 0.0) -> np.ndarray:
 
 def viterbi(loglik: np.ndarray, starts: np.ndarray, ends: np.ndarray, logA: np.ndarray) -> np.ndarray:
     """Most likely state per record for the sequences [starts[k], ends[k]) of ``loglik`` (N, K), exact."""
-    return kernels.viterbi(np.ascontiguousarray(loglik, dtype=np.float64), np.asarray(starts, np.int64),
+    ll = loglik if loglik.dtype == np.float32 else np.asarray(loglik, np.float64)
+    return kernels.viterbi(np.ascontiguousarray(ll), np.asarray(starts, np.int64),
                            np.asarray(ends, np.int64), np.ascontiguousarray(logA, dtype=np.float64))
 
 

@@ -212,7 +212,7 @@ def emissions(v_in, c_in, veff_in, hr_in, vlag_in, t_in, gct_in, grade_in, dt_in
     """Log-likelihood (N, 5) of every record under the five states; see ``model.emissions``."""
     n = v_in.size
     S, FW, BW, FR, BR = 0, 1, 2, 3, 4
-    L = np.empty((n, 5))
+    L = np.empty((n, 5), np.float32)   # single precision: half the memory traffic downstream
     r_run = np.empty(n)
     r_walk = np.empty(n)
     hr_out = np.empty(n)
