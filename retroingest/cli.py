@@ -257,7 +257,8 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
 
 @main.command()
 @click.option("--seed", type=int, default=None,
-              help="held-out seed [default: 20261207]; seeds < 10000 and spent seeds need --allow-dev-seed")
+              help="held-out seed [default: the next one nobody has run, evaluate.HELD_OUT_SEED]; "
+                   "seeds < 10000 and spent seeds need --allow-dev-seed")
 @click.option("--n", "n", type=click.IntRange(1, 10_000), default=96, show_default=True, help="simulated files")
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="real corpus for the forward-run false-positive rate [default: ../shared/corpus]")
