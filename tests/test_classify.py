@@ -340,3 +340,24 @@ def test_backward_running_without_cadence_shows_as_a_speed_drop_at_a_raised_hr()
 @pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills"])
 def test_forward_sessions_without_cadence_stay_forward(kind):
     assert _fp_per_hour(kind, (400, 401, 402), drop_cadence=True) <= 30.0
+
+
+def test_walking_mixture_finds_a_close_backward_cluster_only_where_speed_is_measured_well():
+    """Backward walking only +0.07 above the forward locus (a shallow cadence-speed law) is a
+    second cluster on a treadmill or track; outdoors the same pair is not trusted."""
+    from retroingest.classify import kernels
+
+    rng = np.random.default_rng(3)
+    fwd, back = rng.normal(0.0, 0.025, 1200), rng.normal(0.07, 0.025, 1500)
+    r = np.concatenate([fwd, back])
+    w = np.ones(r.size)
+
+    def fit(close_ok):
+        return kernels.forward_cluster(r, w, 0.13, 0.05, 0.05, 0.03, 0.13, 0.018, 0.10, 0.6, True, 3.0, close_ok)
+
+    o, share, _, bimodal, shift = fit(True)
+    assert bimodal and 0.06 <= shift <= 0.08 and abs(o) <= 0.01 and 0.45 <= share <= 0.65
+    assert not fit(False)[3]
+    # one wide forward cluster (a stroll at changing pace) is not split, even where close shifts are allowed
+    wide = rng.normal(0.0, 0.045, 2700)
+    assert not kernels.forward_cluster(wide, w, 0.13, 0.05, 0.05, 0.03, 0.13, 0.018, 0.10, 0.6, True, 3.0, True)[3]

@@ -101,6 +101,7 @@ class ActivityModel:
     hr_b: float | None = None
     hr_c: float | None = None   # drift, bpm per hour
     gct_ref: float | None = None  # log GCT at the baseline reference speed
+    walk_shift: float = PARAMS.walk_shift  # backward walking's distance above the forward locus here (log)
 
 
 def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: Params = PARAMS) -> list[ActivityModel]:
@@ -132,7 +133,8 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
             float(row[0]), float(row[1]), float(row[2]), run_sd=float(row[3]), walk_sd=float(row[4]),
             hr_walk_ok=bool(row[11] == 1.0), walk_bimodal=bool(row[5] == 1.0), walk_back_share=float(row[13]),
             run_speed=opt(row[6]),
-            walk_speed=opt(row[7]), hr_a=opt(row[8]), hr_b=opt(row[9]), hr_c=opt(row[10]), gct_ref=opt(row[12])))
+            walk_speed=opt(row[7]), hr_a=opt(row[8]), hr_b=opt(row[9]), hr_c=opt(row[10]), gct_ref=opt(row[12]),
+            walk_shift=float(row[14])))
     return out
 
 
@@ -201,7 +203,10 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
         # activities
         1.0 if m.hr_walk_ok else 0.0,
         float(cb),
-    ] for b, m, cb in zip(baselines, models, context_bias)], dtype=float).reshape(len(models), 17)
+        # where backward walking sits above the forward locus: the walking mixture's fitted
+        # distance when it found two clusters, else Params.walk_shift
+        m.walk_shift if m.walk_bimodal else p.walk_shift,
+    ] for b, m, cb in zip(baselines, models, context_bias)], dtype=float).reshape(len(models), 18)
     prm = np.array([getattr(p, k) for k in kernels.P_NAMES], dtype=float)
     L, r_run, r_walk, hr_res, dir_run, dir_walk, has_v, stepping, has_hr = kernels.emissions(
         _f64(f.v), _f64(f.c), _f64(f.v_eff), _f64(f.hr), _f64(f.v_lag), _f64(f.t), _f64(f.gct), _f64(f.grade),
