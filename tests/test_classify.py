@@ -352,12 +352,12 @@ def test_walking_mixture_finds_a_close_backward_cluster_only_where_speed_is_meas
     r = np.concatenate([fwd, back])
     w = np.ones(r.size)
 
-    def fit(close_ok):
-        return kernels.forward_cluster(r, w, 0.13, 0.05, 0.05, 0.03, 0.13, 0.018, 0.10, 0.6, True, 3.0, close_ok)
+    def fit(x, close_ok):
+        return kernels.forward_cluster(x, w, 0.13, 0.05, 0.05, 0.03, 0.13, 0.018, 0.10, 0.6, True, 3.0, close_ok)
 
-    o, share, _, bimodal, shift = fit(True)
+    o, share, _, bimodal, shift = fit(r, True)
     assert bimodal and 0.06 <= shift <= 0.08 and abs(o) <= 0.01 and 0.45 <= share <= 0.65
-    assert not fit(False)[3]
+    assert not fit(r, False)[3]
     # one wide forward cluster (a stroll at changing pace) is not split, even where close shifts are allowed
     wide = rng.normal(0.0, 0.045, 2700)
-    assert not kernels.forward_cluster(wide, w, 0.13, 0.05, 0.05, 0.03, 0.13, 0.018, 0.10, 0.6, True, 3.0, True)[3]
+    assert not fit(wide, True)[3]

@@ -86,15 +86,15 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     bls = [baselines.get(a, POPULATION) for a in athletes]
 
     ctx = ctxmod.per_record(f, sub_sports)
-    special = np.zeros(len(ids))
+    share = np.zeros(len(ids))
     if f.n:
-        is_special = ((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL)).astype(float)
-        share = np.add.reduceat(is_special, f.starts) / np.maximum(f.ends - f.starts, 1)
-        special = share
-    context_prior = np.where(special > 0.3, 0.05, 0.02)
-    context_bias = np.where(special > 0.3, 0.05, 0.0)
+        on_special = ((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL)).astype(float)
+        share = np.add.reduceat(on_special, f.starts) / np.maximum(f.ends - f.starts, 1)
+    special = share > 0.3   # a track or treadmill session
+    context_prior = np.where(special, 0.05, 0.02)
+    context_bias = np.where(special, 0.05, 0.0)
 
-    models = model.adapt(f, bls, context_prior, params)
+    models = model.adapt(f, bls, context_prior, special, params)
     em = model.emissions(f, bls, models, context_bias, params)
     path = hmm.viterbi(em.loglik, f.starts, f.ends, hmm.log_transitions())
     path = _min_durations(path, f)

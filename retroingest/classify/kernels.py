@@ -363,8 +363,6 @@ NO_CADENCE_SPEED_Q = 0.85  # quantile of running speeds taken as today's forward
 # one (below Params.walk_shift, 0.13 in log cadence) needs; measured on development seeds 8 and 9 (docs/ACCURACY.md)
 MIX_SHIFTS = np.array([0.05, 0.06, 0.07, 0.08, 0.1, 0.13, 0.16, 0.2])
 MIX_GAIN_CLOSE = 15.0
-# context_prior above this marks a track or treadmill session (core.classify: 0.05 there, else 0.02)
-SPECIAL_PRIOR = 0.03
 
 
 @njit(**_JIT)
@@ -488,7 +486,7 @@ def forward_cluster(r, w, shift, prior_sd, prior_back, sd_floor, sd_cap, smooth,
     peak (a few backward reps) says forward. ``bimodal``: a significant peak at least half a shift
     above the forward one with a real valley between them (or, with ``mixture_test``, a
     two-cluster mixture that explains the histogram much better than one cluster; with
-    ``close_ok`` the mixture's backward cluster may also sit closer than 0.1 above the forward one).
+    ``close_ok`` the mixture's backward cluster may also sit closer than ``shift`` above the forward one).
     """
     nb = HIST_N
     x = HIST_LO + HIST_STEP * np.arange(nb)
@@ -575,14 +573,14 @@ def forward_cluster(r, w, shift, prior_sd, prior_back, sd_floor, sd_cap, smooth,
 
 
 @njit(**_JIT)
-def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci, bl, context_prior, prm):
+def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci, bl, context_prior, special, prm):
     """Per-activity forward offsets, spreads, speeds, HR line and stance reference (see ``model.adapt``).
 
     Residuals r = log c - locus(log v_eff) against each activity's baseline loci (``loci`` rows:
     log run cadence, log run speed, run beta, log walk cadence, log walk speed, walk beta); the
     clusters are fitted on steady, flat (|grade| < 4 %) records: running at >= 135 spm and
     >= 1.4 m/s, walking at 80-135 spm and 0.5-2 m/s.
-    ``bl`` rows: offset_sd, hr_gain, log run speed. ``prm``: run_shift, run_sd_fwd, walk_shift,
+    ``bl`` rows: offset_sd, hr_gain, log run speed. ``special``: a track or treadmill session. ``prm``: run_shift, run_sd_fwd, walk_shift,
     walk_sd_fwd, walk_min_mass, walk_valley, mix_gain. Returns a (G, 15) array: run_off, walk_off,
     p_back, run_sd, walk_sd, walk_bimodal, run_speed, walk_speed, hr_a, hr_b, hr_c, hr_walk_ok,
     gct_ref (NaN = none), walk backward share, walking backward-cluster distance (log cadence).
@@ -622,7 +620,7 @@ def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci,
         if walk_ok.sum() >= 60:
             walk_off, walk_back, walk_sd, walk_bimodal, walk_sep = forward_cluster(
                 r_walk[walk_ok], dts[walk_ok], walk_shift, max(offset_sd, 0.05), prior, 0.03, 0.13, 0.018,
-                walk_min_mass, walk_valley, True, mix_gain, prior > SPECIAL_PRIOR)
+                walk_min_mass, walk_valley, True, mix_gain, special[g])
         out[g, 0], out[g, 1], out[g, 2], out[g, 3], out[g, 4] = run_off, walk_off, p_back, run_sd, walk_sd
         out[g, 5] = 1.0 if walk_bimodal else 0.0
         out[g, 13] = walk_back

@@ -104,7 +104,8 @@ class ActivityModel:
     walk_shift: float = PARAMS.walk_shift  # backward walking's distance above the forward locus here (log)
 
 
-def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: Params = PARAMS) -> list[ActivityModel]:
+def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, special: np.ndarray,
+          p: Params = PARAMS) -> list[ActivityModel]:
     """Estimate each activity's forward locus offset and HR line from its own records.
 
     Forward running has the longest step at a given cadence, so the forward cluster is the low
@@ -123,7 +124,7 @@ def adapt(f: Features, baselines: list[Baseline], context_prior: np.ndarray, p: 
     res = kernels.adapt(
         a64(f.starts, np.int64), a64(f.ends, np.int64), a64(f.v, float), a64(f.v_eff, float), a64(f.c, float),
         a64(f.grade, float), a64(f.dt, float), a64(f.t, float), a64(f.hr, float), a64(f.v_lag, float),
-        a64(f.gct, float), a64(f.steady, bool), loci, bl, a64(context_prior, float), prm)
+        a64(f.gct, float), a64(f.steady, bool), loci, bl, a64(context_prior, float), a64(special, bool), prm)
 
     def opt(x: float) -> float | None:
         return None if math.isnan(x) else float(x)
@@ -204,8 +205,8 @@ def emissions(f: Features, baselines: list[Baseline], models: list[ActivityModel
         1.0 if m.hr_walk_ok else 0.0,
         float(cb),
         # where backward walking sits above the forward locus: the walking mixture's fitted
-        # distance when it found two clusters, else Params.walk_shift
-        m.walk_shift if m.walk_bimodal else p.walk_shift,
+        # distance when it found two clusters, else Params.walk_shift (adapt returns that)
+        m.walk_shift,
     ] for b, m, cb in zip(baselines, models, context_bias)], dtype=float).reshape(len(models), 18)
     prm = np.array([getattr(p, k) for k in kernels.P_NAMES], dtype=float)
     L, r_run, r_walk, hr_res, dir_run, dir_walk, has_v, stepping, has_hr = kernels.emissions(
