@@ -361,3 +361,38 @@ def test_walking_mixture_finds_a_close_backward_cluster_only_where_speed_is_meas
     # one wide forward cluster (a stroll at changing pace) is not split, even where close shifts are allowed
     wide = rng.normal(0.0, 0.045, 2700)
     assert not fit(wide, True)[3]
+
+
+# Backward cadence no higher than forward at that speed: the cadence residual cannot see it.
+AMBIGUOUS = Athlete(run_speed=3.1, run_cadence=166, beta=0.10, br_speed_ratio=0.72, br_cadence_ratio=0.98,
+                    bw_speed_ratio=0.68, bw_cadence_ratio=0.98)
+
+
+def test_long_slower_run_at_the_same_hr_and_cadence_is_backward_with_modest_confidence():
+    """Backward at its own pace costs about what easy forward running does: HR stays while speed
+    drops ~28 %, which a forward runner slowing down would not show."""
+    tp = fn = fp = 0
+    for s in (500, 501, 502):
+        df, truth = session("long_backward", s, athlete=AMBIGUOUS)
+        res = classify(df)
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        back = res.segments.filter(pl.col("direction") == "backward")
+        assert back.height and (back["confidence"] <= 0.6).all()
+        assert any("same HR and cadence" in e for e in back["evidence"])
+    assert tp / (tp + fn) >= 0.7
+    assert fp <= 0.05 * (tp + fp)
+
+
+def test_a_slower_stretch_with_unknown_grade_or_a_falling_hr_stays_forward():
+    """An unseen hill slows a runner at the same HR, so grade must be known; slowing forward drops HR."""
+    df, truth = session("long_backward", 500, athlete=AMBIGUOUS)
+    flat = df.with_columns(pl.lit(None, pl.Float64).alias("altitude_m"))
+    assert _backward_seconds(classify(flat), truth)[0] == 0
+    back = (truth["direction"] == "backward").fill_null(False).to_numpy()
+    # HR 18 bpm lower during the slow stretch, as for a forward runner at 0.72x the speed
+    n = min(df.height, back.size)
+    hr = df["heart_rate_bpm"].to_numpy().astype(float)
+    hr[:n][back[:n]] -= 18
+    cooler = df.with_columns(pl.Series("heart_rate_bpm", hr))
+    assert _backward_seconds(classify(cooler), truth)[0] == 0

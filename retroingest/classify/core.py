@@ -31,6 +31,12 @@ DIR_SCALE = 0.5
 GAIT_SCALE = 0.3
 CAP_NO_CADENCE = {"forward": 0.8, "backward": 0.6}
 CAP_WALK_DIRECTION = {"forward": 0.9, "backward": 0.75}
+# long stretches much slower than today's fast running at unchanged HR and cadence
+# (kernels.same_effort): min 240 s, HR judged after 120 s of lag, 0.6-0.82x the 90th percentile of
+# 60 s mean running speed, HR no more than 3 bpm below the fast running's, cadence >= 0.97x its,
+# |grade| < 3 % and grade known on >= 90 % of the stretch
+SAME_EFFORT = np.array([240.0, 120.0, 0.6, 0.82, 3.0, 0.97, 0.9, 0.03, 0.9])
+SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: docs/ACCURACY.md)
 
 SEGMENT_SCHEMA = pl.Schema({
     "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
@@ -98,7 +104,9 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     em = model.emissions(f, bls, models, context_bias, params)
     path = hmm.viterbi(em.loglik, f.starts, f.ends, hmm.log_transitions())
     path = _min_durations(path, f)
-    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models)
+    same = _same_effort(path, f)
+    path = np.where(same, np.int8(BR), path).astype(path.dtype)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
@@ -144,13 +152,22 @@ def _min_durations(path: np.ndarray, f: featmod.Features) -> np.ndarray:
     return path
 
 
+def _same_effort(path: np.ndarray, f: featmod.Features) -> np.ndarray:
+    """Records of forward-run stretches that keep the fast running's HR and cadence at 0.6-0.82x its
+    speed: backward running whose cadence alone looked forward (see ``kernels.same_effort``)."""
+    a64 = np.ascontiguousarray
+    return kernels.same_effort(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(f.t, float),
+                               a64(f.v, float), a64(f.c, float), a64(f.hr, float), a64(f.grade, float),
+                               a64(f.grade_known, bool), SAME_EFFORT)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
-              models: list[model.ActivityModel]) -> pl.DataFrame:
+              models: list[model.ActivityModel], same: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -174,6 +191,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "grade_known": means[:, 0], "has_c": means[:, 1], "has_hr": means[:, 2], "has_v": means[:, 3],
         "gps": means[:, 4], "ctx": mode, "steps": sums[:, 2], "d0": dist[st], "d1": dist[en - 1],
         "doubled": means[:, 5] > 0,
+        "same_effort": np.add.reduceat(same.astype(float), st) / (en - st) > 0.5,
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -196,6 +214,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     cap = np.where(walk, np.minimum(cap, np.where(back, CAP_WALK_DIRECTION["backward"],
                                                   CAP_WALK_DIRECTION["forward"])), cap)
     conf = np.where(stt == S, p_gait, np.minimum(p_dir, cap) * p_gait)
+    conf = np.where(agg["same_effort"].to_numpy(), SAME_EFFORT_CONFIDENCE, conf)
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
     aid = ids[g]
     start_us = agg["start_time"].dt.epoch("us").to_numpy()
@@ -229,6 +248,8 @@ def _segment_id(activity_id: int, start_us: int) -> int:
 def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
     """A short human-readable note on what decided the segment and what was missing."""
     parts = []
+    if row["same_effort"]:
+        parts.append("much slower than today's fast running at the same HR and cadence")
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")

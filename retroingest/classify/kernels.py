@@ -1088,3 +1088,83 @@ def context(starts, ends, group, fl, ce, lat, lon, dist, v, dt, has_gps, sub_cod
             c = 3
         ctx[i] = c
     return ctx
+
+
+# --- long slower stretches that keep the fast running's HR and cadence (core._same_effort) -------
+
+@njit(**_JIT)
+def _centred_mean(t, x, ok, half_s):
+    """Mean of x over the ``ok`` records within ±half_s seconds of each record (NaN where none)."""
+    n = t.size
+    out = np.full(n, NAN)
+    cs = np.zeros(n + 1)
+    cn = np.zeros(n + 1)
+    for i in range(n):
+        cs[i + 1] = cs[i] + (x[i] if ok[i] else 0.0)
+        cn[i + 1] = cn[i] + (1.0 if ok[i] else 0.0)
+    lo = 0
+    hi = 0
+    for i in range(n):
+        while t[lo] < t[i] - half_s:
+            lo += 1
+        while hi < n and t[hi] <= t[i] + half_s:
+            hi += 1
+        k = cn[hi] - cn[lo]
+        if k > 0:
+            out[i] = (cs[hi] - cs[lo]) / k
+    return out
+
+
+@njit(**_JIT)
+def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
+    """Forward-run stretches that are much slower than today's fast running at the same HR and cadence.
+
+    Backward running at its self-selected pace (0.68-0.82x easy forward) costs about what easy
+    forward running does (x1.35 per distance, biomech §8), so HR stays where it was while speed
+    drops; a forward runner who slows that much drops HR by ~15-20 bpm (24 bpm per m/s, Hunt 2015)
+    and cadence a little. Where the cadence residual cannot tell (a backward cadence no higher
+    than forward at that speed), this is the evidence left. Only long (``min_s``), flat stretches
+    with known grade count (an unknown hill slows a runner at the same HR), judged after
+    ``lag_s`` of HR lag. ``prm``: min_s, lag_s, speed_lo, speed_hi (x today's fast running, the
+    ``fast_q`` quantile of 60 s mean running speed), hr_margin_bpm, cad_ratio, fast_q, max_grade,
+    min_grade_known. Returns the mask of records to relabel as backward running.
+    """
+    min_s, lag_s, lo_r, hi_r, hr_margin, cad_ratio, fast_q, max_grade, min_known = (
+        prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8])
+    FR = 3
+    flag = np.zeros(path.size, np.bool_)
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        tt, vv, cc, hh, pp = t[a:b], v[a:b], c[a:b], hr[a:b], path[a:b]
+        nn = b - a
+        run = np.zeros(nn, np.bool_)
+        for i in range(nn):
+            run[i] = pp[i] == FR and cc[i] == cc[i] and cc[i] >= 135 and vv[i] == vv[i]
+        if run.sum() < 600:
+            continue
+        vs = _centred_mean(tt, vv, run, 30.0)
+        ok = run & ~np.isnan(vs) & ~np.isnan(hh)
+        if ok.sum() < 600:
+            continue
+        v_fast = np.quantile(vs[ok], fast_q)
+        fast = ok & (vs >= 0.92 * v_fast)
+        if fast.sum() < 120:
+            continue
+        hr_fast = np.median(hh[fast])
+        c_fast = np.median(cc[fast])
+        i = 0
+        while i < nn:
+            j = i
+            while j < nn and pp[j] == FR and abs(grade[a + j]) < max_grade and (
+                    vs[j] != vs[j] or lo_r * v_fast <= vs[j] <= hi_r * v_fast):
+                j += 1
+            if j == i:
+                i += 1
+                continue
+            if tt[j - 1] - tt[i] >= min_s and grade_known[a + i:a + j].mean() >= min_known:
+                sel = ok[i:j] & (tt[i:j] >= tt[i] + lag_s)
+                if (sel.sum() >= 60 and np.median(hh[i:j][sel]) >= hr_fast - hr_margin
+                        and np.median(cc[i:j][sel]) >= cad_ratio * c_fast):
+                    flag[a + i:a + j] = True
+            i = j
+    return flag
