@@ -396,3 +396,34 @@ def test_a_slower_stretch_with_unknown_grade_or_a_falling_hr_stays_forward():
     hr[:n][back[:n]] -= 18
     cooler = df.with_columns(pl.Series("heart_rate_bpm", hr))
     assert _backward_seconds(classify(cooler), truth)[0] == 0
+
+
+def _walk_records(track: bool, speed_mps: float, seed: int = 0) -> pl.DataFrame:
+    """40 minutes of steady walking with GPS positions (3 m noise), for the context test."""
+    from retroingest.classify.synth import _positions
+
+    rng = np.random.default_rng(seed)
+    n = 2400
+    dist = np.cumsum(np.full(n, speed_mps))
+    lat, lon = _positions(dist, track, rng)
+    # distance from positions, as a GPX file would give it: the noise adds to it
+    step = np.hypot(np.diff(lat, prepend=lat[0]) * 111_195.0, np.diff(lon, prepend=lon[0]) * 75_800.0)
+    return pl.DataFrame({"elapsed_s": np.arange(n, dtype=float), "lat_deg": lat, "lon_deg": lon,
+                         "altitude_m": np.full(n, 100.0), "distance_m": np.cumsum(step),
+                         "speed_mps": speed_mps + rng.normal(0, 0.05, n), "cadence_spm": np.full(n, 100.0),
+                         "heart_rate_bpm": np.full(n, 95.0), "stance_time_ms": np.full(n, np.nan)})
+
+
+@pytest.mark.parametrize("speed_mps", [0.9, 1.3])
+def test_walking_laps_are_a_track_and_a_slow_walk_along_a_road_is_not(speed_mps):
+    """A straight stretch of length L has a radius of gyration of 0.29 L, so a slow walk stays
+    inside a track-sized area for minutes; it is a track only if positions repeat (a lap)."""
+    from retroingest.classify import context as ctxmod
+    from retroingest.classify import features as featmod
+
+    def track_share(track):
+        df = _walk_records(track, speed_mps).with_columns(pl.lit(0, pl.Int64).alias("activity_id"))
+        return float((ctxmod.per_record(featmod.compute(df), [None]) == ctxmod.TRACK).mean())
+
+    assert track_share(True) >= 0.8
+    assert track_share(False) <= 0.05

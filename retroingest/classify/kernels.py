@@ -359,6 +359,8 @@ def warm_up() -> float:
 HIST_LO, HIST_STEP, HIST_N = -0.4, 0.005, 181
 NO_CADENCE_BIAS = 0.4     # extra per-record log-odds against backward running without cadence
 NO_CADENCE_SPEED_Q = 0.85  # quantile of running speeds taken as today's forward pace without cadence
+TRACK_MAX_RG_PER_M = 0.2   # track: radius of gyration per metre covered in the 4-minute window
+TRACK_LAP_M = 400.0        # or one lap covered within 8 minutes (walking)
 # walking mixture test (forward_cluster): backward-cluster distances tried, and the gain a closer
 # one (below Params.walk_shift, 0.13 in log cadence) needs; measured on development seeds 8 and 9 (docs/ACCURACY.md)
 MIX_SHIFTS = np.array([0.05, 0.06, 0.07, 0.08, 0.1, 0.13, 0.16, 0.2])
@@ -1057,13 +1059,19 @@ def context(starts, ends, group, fl, ce, lat, lon, dist, v, dt, has_gps, sub_cod
     mx, my = wmean2_grid(x, y, fl, ce, starts, ends, 120, 120, True)
     mxx, myy = wmean2_grid(x * x, y * y, fl, ce, starts, ends, 120, 120, True)
     lo, hi = bounds(fl, ce, starts, ends, 120, 120)
-    all_nan = True
+    # 8-minute window: walking covers a full lap only in that time
+    mx8, my8 = wmean2_grid(x, y, fl, ce, starts, ends, 240, 240, True)
+    mxx8, myy8 = wmean2_grid(x * x, y * y, fl, ce, starts, ends, 240, 240, True)
+    lo8, hi8 = bounds(fl, ce, starts, ends, 240, 240)
+    # distance covered from speed, not from positions: position noise adds distance (a stroll's
+    # GPX track measured 40 % more than its speed), which made a slow, winding walk look like laps
+    any_v = False
     for i in range(n):
-        if dist[i] == dist[i]:
-            all_nan = False
+        if v[i] == v[i]:
+            any_v = True
             break
     d = dist
-    if all_nan:
+    if any_v:
         d = np.empty(n)
         acc = 0.0
         for i in range(n):
@@ -1074,10 +1082,18 @@ def context(starts, ends, group, fl, ce, lat, lon, dist, v, dt, has_gps, sub_cod
         covered = d[max(hi[i] - 1, lo[i])] - d[lo[i]]
         if covered != covered:
             covered = 0.0
+        rg8 = math.sqrt(max(mxx8[i] - mx8[i] * mx8[i], 0.0) + max(myy8[i] - my8[i] * my8[i], 0.0))
+        covered8 = d[max(hi8[i] - 1, lo8[i])] - d[lo8[i]]
+        if covered8 != covered8:
+            covered8 = 0.0
         c = 0
         if has_gps[i]:
             c = 1
-            if rg <= max_rg and covered >= min_cover:
+            # positions repeating in a small area: a straight stretch of length L has a radius of
+            # gyration of 0.29 L, so a slow walk (240 m in 4 minutes: 69 m) would pass the radius
+            # test alone; a 400 m track holds it at <= 0.2 L from 250 m on and <= 0.16 L over a lap
+            if ((rg <= max_rg and covered >= min_cover and rg <= TRACK_MAX_RG_PER_M * covered)
+                    or (rg8 <= max_rg and covered8 >= TRACK_LAP_M)):
                 c = 2
         elif v[i] == v[i]:
             c = 3
