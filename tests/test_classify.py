@@ -427,3 +427,52 @@ def test_walking_laps_are_a_track_and_a_slow_walk_along_a_road_is_not(speed_mps)
 
     assert track_share(True) >= 0.8
     assert track_share(False) <= 0.05
+
+
+# Backward walking whose cadence sits only ~0.06 above the forward walking locus (0.95x cadence at
+# 0.78x speed): too close for the walking mixture outdoors, where GPS speed widens the residuals.
+CLOSE_WALKER = Athlete(run_speed=3.1, run_cadence=166, beta=0.15, walk_speed=1.35, walk_cadence=122,
+                       bw_speed_ratio=0.78, bw_cadence_ratio=0.95)
+
+
+def _with_walking_surcharge(df: pl.DataFrame, truth: pl.DataFrame, bpm: float) -> pl.DataFrame:
+    """Add a backward-walking HR surcharge (simulated 3-32 bpm) through a 40 s first-order lag."""
+    from retroingest.classify.synth import _lag
+
+    back = (truth["direction"] == "backward").fill_null(False).to_numpy().astype(float)
+    hr = df["heart_rate_bpm"].to_numpy().astype(float) + np.round(_lag(back * bpm, 40.0))
+    return df.with_columns(pl.Series("heart_rate_bpm", hr))
+
+
+def test_outdoor_backward_walking_reps_with_close_cadence_and_a_raised_hr_are_found():
+    """Shorter steps and a higher HR than the forward walking line, together, in flat outdoor
+    walking: backward walking the cadence alone could not split off."""
+    tp = fp = fn = 0
+    for s in (800, 801, 802):
+        df, truth = session("backward_walk_track", s, athlete=CLOSE_WALKER)
+        res = classify(_with_walking_surcharge(df, truth, 15.0))
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        back = res.segments.filter(pl.col("direction") == "backward")
+        assert (back["gait"] == "walk").all() and (back["confidence"] <= 0.6).all()
+        assert any("higher HR than today's forward walking" in e for e in back["evidence"])
+    assert tp / (tp + fn) >= 0.6
+    assert fp <= 0.05 * (tp + fp)
+
+
+def test_close_cadence_walking_without_the_hr_step_or_on_a_belt_or_on_unknown_grade_stays_forward():
+    """Cadence alone is not enough; on a belt an unseen incline raises HR and shortens steps too;
+    and without known grade a hill would look the same."""
+    df, truth = session("backward_walk_track", 800, athlete=CLOSE_WALKER)
+    assert _backward_seconds(classify(df), truth)[0] == 0
+    raised = _with_walking_surcharge(df, truth, 15.0)
+    belt = raised.with_columns(pl.lit(None, pl.Float64).alias("lat_deg"), pl.lit(None, pl.Float64).alias("lon_deg"))
+    hilly = raised.with_columns(pl.lit(None, pl.Float64).alias("altitude_m"))
+    for variant in (belt, hilly):
+        evidence = classify(variant).segments["evidence"]
+        assert not any("higher HR than today's forward walking" in e for e in evidence)
+
+
+def test_walk_breaks_in_a_run_are_not_backward():
+    """Walking while HR is still falling from the run: judged at the level HR is heading for."""
+    assert _fp_per_hour("run_walk", range(90, 96)) <= 30

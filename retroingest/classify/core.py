@@ -37,6 +37,13 @@ CAP_WALK_DIRECTION = {"forward": 0.9, "backward": 0.75}
 # |grade| < 3 % and grade known on >= 90 % of the stretch
 SAME_EFFORT = np.array([240.0, 120.0, 0.6, 0.82, 3.0, 0.97, 0.9, 0.03, 0.9])
 SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: docs/ACCURACY.md)
+# outdoor forward-walk stretches with shorter steps and a higher HR than the forward walking line
+# (kernels.walk_effort): HR lag tau 40 s (simulated 20-60 s; Hunt 2015: 58 +- 24 s); over +-15 s,
+# lag-corrected HR residual / 10 bpm + cadence residual / 0.08 >= 2 with HR >= +5 bpm and cadence
+# residual >= 0; >= 60 s, |grade| < 3 % and grade known on >= 90 % of it, HR falling across it by
+# no more than 3 bpm (20 s means at either end)
+WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
+WALK_EFFORT_CONFIDENCE = 0.6
 
 SEGMENT_SCHEMA = pl.Schema({
     "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
@@ -106,7 +113,9 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     path = _min_durations(path, f)
     same = _same_effort(path, f)
     path = np.where(same, np.int8(BR), path).astype(path.dtype)
-    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same)
+    walk_eff = _walk_effort(path, f, em, ctx, models)
+    path = np.where(walk_eff, np.int8(BW), path).astype(path.dtype)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
@@ -161,13 +170,30 @@ def _same_effort(path: np.ndarray, f: featmod.Features) -> np.ndarray:
                                a64(f.grade_known, bool), SAME_EFFORT)
 
 
+def _walk_effort(path: np.ndarray, f: featmod.Features, em: model.Emissions, ctx: np.ndarray,
+                 models: list[model.ActivityModel]) -> np.ndarray:
+    """Records of outdoor forward-walk stretches with shorter steps and a higher HR than forward
+    walking: backward walking the walking mixture could not split off (see ``kernels.walk_effort``)."""
+    a64 = np.ascontiguousarray
+    outside = ((ctx == ctxmod.ROAD) | (ctx == ctxmod.TRACK)).astype(float)
+    outdoor = np.add.reduceat(outside, f.starts) / np.maximum(f.ends - f.starts, 1) > 0.5
+
+    def col(name: str) -> np.ndarray:
+        return np.array([np.nan if getattr(m, name) is None else getattr(m, name) for m in models], dtype=float)
+
+    return kernels.walk_effort(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(f.t, float),
+                               a64(f.v, float), a64(f.c, float), a64(em.r_walk, float), a64(f.hr, float),
+                               a64(f.grade, float), a64(f.grade_known, bool), a64(outdoor, bool),
+                               col("hr_a"), col("hr_b"), col("hr_c"), WALK_EFFORT)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
-              models: list[model.ActivityModel], same: np.ndarray) -> pl.DataFrame:
+              models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -192,6 +218,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "gps": means[:, 4], "ctx": mode, "steps": sums[:, 2], "d0": dist[st], "d1": dist[en - 1],
         "doubled": means[:, 5] > 0,
         "same_effort": np.add.reduceat(same.astype(float), st) / (en - st) > 0.5,
+        "walk_effort": np.add.reduceat(walk_eff.astype(float), st) / (en - st) > 0.5,
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -215,6 +242,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
                                                   CAP_WALK_DIRECTION["forward"])), cap)
     conf = np.where(stt == S, p_gait, np.minimum(p_dir, cap) * p_gait)
     conf = np.where(agg["same_effort"].to_numpy(), SAME_EFFORT_CONFIDENCE, conf)
+    conf = np.where(agg["walk_effort"].to_numpy(), WALK_EFFORT_CONFIDENCE, conf)
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
     aid = ids[g]
     start_us = agg["start_time"].dt.epoch("us").to_numpy()
@@ -250,6 +278,8 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
     parts = []
     if row["same_effort"]:
         parts.append("much slower than today's fast running at the same HR and cadence")
+    if row["walk_effort"]:
+        parts.append("shorter steps and a higher HR than today's forward walking")
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")

@@ -1184,3 +1184,90 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
                     flag[a + i:a + j] = True
             i = j
     return flag
+
+
+@njit(**_JIT)
+def _lead_corrected(t, x, ok, half_s, span_s, tau_s):
+    """x smoothed (±half_s) plus tau_s × its slope over ±span_s: the steady state that a
+    first-order lag with time constant tau_s is heading for (NaN where x is missing)."""
+    n = t.size
+    xs = _centred_mean(t, x, ok, half_s)
+    out = np.full(n, NAN)
+    lo = 0
+    hi = 0
+    for i in range(n):
+        while lo < n - 1 and t[lo + 1] <= t[i] - span_s:
+            lo += 1
+        while hi < n - 1 and t[hi] < t[i] + span_s:
+            hi += 1
+        if ok[i] and hi > lo and xs[hi] == xs[hi] and xs[lo] == xs[lo] and t[hi] > t[lo]:
+            out[i] = xs[i] + tau_s * (xs[hi] - xs[lo]) / (t[hi] - t[lo])
+    return out
+
+
+@njit(**_JIT)
+def walk_effort(starts, ends, path, t, v, c, r_walk, hr, grade, grade_known, outdoor, hr_a, hr_b, hr_c, prm):
+    """Forward-walk stretches with shorter steps *and* a higher HR than the forward walking line.
+
+    Backward walking sits above the forward walking locus in cadence (shorter steps; simulated
+    +0.0 to +0.34 in log cadence) and costs more (HR +3 to +32 bpm at the same speed). Where
+    the walking mixture sees no second cluster (GPS speed noise widens a track walk's residuals to
+    ~0.05, and a few reps are too little walking), the two together still tell. Per record, over
+    ±15 s: the cadence residual rs and the lag-corrected HR residual es (smoothed HR plus tau × its
+    slope, against the activity's forward HR line at that speed: a bout's HR steps with it, and a
+    walk after running is judged at the level its HR is falling to). A stretch qualifies where
+    es / ``hr_scale`` + rs / ``r_scale`` >= ``score_min`` with es >= ``hr_floor`` and rs >= ``r_floor``
+    throughout, for >= ``min_s``, flat (|grade| < ``max_grade``, grade known on >= ``min_known``),
+    outdoors only (on a belt an unseen incline raises HR and shortens steps alike), at a walking
+    cadence and speed (< 135 spm, < 2 m/s: a slow jog decoded as walking is not a walk), and with
+    HR not falling across it by more than ``max_fall`` bpm (a bout raises HR; a walk that recovers
+    from running lowers it, faster at first than one time constant says).
+    ``prm``: tau_s, r_scale, hr_scale, min_s, max_grade, min_known, hr_floor, r_floor, score_min,
+    max_fall.
+    Returns the mask of records to relabel as backward walking.
+    """
+    tau, r_scale, hr_scale, min_s, max_grade, min_known = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
+    hr_floor, r_floor, score_min, max_fall = prm[6], prm[7], prm[8], prm[9]
+    FW = 1
+    flag = np.zeros(path.size, np.bool_)
+    for g in range(starts.size):
+        if not outdoor[g] or hr_a[g] != hr_a[g] or hr_b[g] != hr_b[g]:
+            continue
+        a, b = starts[g], ends[g]
+        tt, vv, cc, rw, hh, pp = t[a:b], v[a:b], c[a:b], r_walk[a:b], hr[a:b], path[a:b]
+        nn = b - a
+        walk = np.zeros(nn, np.bool_)
+        for i in range(nn):
+            walk[i] = pp[i] == FW and rw[i] == rw[i] and vv[i] == vv[i] and cc[i] < 135.0 and vv[i] < 2.0
+        if walk.sum() < min_s:
+            continue
+        has_hr = ~np.isnan(hh)
+        hss = _lead_corrected(tt, hh, has_hr, 7.0, 10.0, tau)
+        h10 = _centred_mean(tt, hh, has_hr, 10.0)
+        vs = _centred_mean(tt, vv, walk, 10.0)
+        drift = hr_c[g] if hr_c[g] == hr_c[g] else 0.0
+        e = hss - (hr_a[g] + hr_b[g] * vs + drift * tt / 3600.0)
+        ok = walk & ~np.isnan(e)
+        rs = _centred_mean(tt, rw, walk, 15.0)
+        es = _centred_mean(tt, e, ok, 15.0)
+        i = 0
+        while i < nn:
+            j = i
+            while j < nn and pp[j] == FW and abs(grade[a + j]) < max_grade and (
+                    not walk[j] or (es[j] == es[j] and es[j] >= hr_floor and rs[j] >= r_floor
+                                    and es[j] / hr_scale + rs[j] / r_scale >= score_min)):
+                j += 1
+            if j == i:
+                i += 1
+                continue
+            i0, j0 = i, j
+            while i0 < j0 and not ok[i0]:
+                i0 += 1
+            while j0 > i0 and not ok[j0 - 1]:
+                j0 -= 1
+            if (j0 > i0 and tt[j0 - 1] - tt[i0] >= min_s and ok[i0:j0].mean() >= 0.5
+                    and grade_known[a + i0:a + j0].mean() >= min_known
+                    and h10[j0 - 1] - h10[i0] >= -max_fall):
+                flag[a + i0:a + j0] = True
+            i = j
+    return flag

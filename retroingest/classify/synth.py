@@ -76,6 +76,14 @@ def plan(kind: str, rng: np.random.Generator) -> tuple[list[Phase], dict]:
         P += [("walk", "forward", u(120, 300), 1.0, 0)]
         for _ in range(int(rng.integers(3, 6))):
             P += [("walk", "backward", u(60, 240), 1.0, 0), ("walk", "forward", u(60, 120), 1.0, 0)]
+    elif kind == "backward_walk_track":  # a few backward-walking reps between forward walks on a track
+        opts["track"] = True
+        P += [("walk", "forward", u(300, 600), 1.0, 0)]
+        for _ in range(int(rng.integers(3, 6))):
+            P += [("walk", "backward", u(60, 150), 1.0, 0), ("walk", "forward", u(90, 180), 1.0, 0)]
+    elif kind == "run_walk":  # hard negative: run/walk intervals, walking while HR recovers
+        for _ in range(int(rng.integers(4, 8))):
+            P += [("run", "forward", u(240, 480), u(0.95, 1.1), 0), ("walk", "forward", u(60, 120), u(0.8, 1.0), 0)]
     elif kind == "forward_easy":
         P += [("run", "forward", u(1800, 3600), 1.0, 0)]
     elif kind == "recovery_jogs":  # hard negative: fast reps with slow forward recovery jogs
@@ -112,9 +120,9 @@ def plan(kind: str, rng: np.random.Generator) -> tuple[list[Phase], dict]:
 
 
 KINDS = ("track_intervals", "long_backward", "backward_walk_treadmill", "forward_easy", "recovery_jogs",
-         "hills", "trail_stops", "treadmill_forward", "gps_drift_standing", "strides")
+         "hills", "trail_stops", "treadmill_forward", "gps_drift_standing", "strides", "backward_walk_track", "run_walk")
 NEGATIVE_KINDS = ("forward_easy", "recovery_jogs", "hills", "trail_stops", "treadmill_forward",
-                  "gps_drift_standing", "strides")
+                  "gps_drift_standing", "strides", "run_walk")
 
 
 def session(kind: str, seed: int, athlete: Athlete | None = None, *, drop_cadence: bool = False,
