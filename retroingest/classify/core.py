@@ -99,11 +99,7 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     bls = [baselines.get(a, POPULATION) for a in athletes]
 
     ctx = ctxmod.per_record(f, sub_sports)
-    share = np.zeros(len(ids))
-    if f.n:
-        on_special = ((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL)).astype(float)
-        share = np.add.reduceat(on_special, f.starts) / np.maximum(f.ends - f.starts, 1)
-    special = share > 0.3   # a track or treadmill session
+    special = _activity_share((ctx == ctxmod.TRACK) | (ctx == ctxmod.TREADMILL), f) > 0.3   # track or treadmill
     context_prior = np.where(special, 0.05, 0.02)
     context_bias = np.where(special, 0.05, 0.0)
 
@@ -123,6 +119,13 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
         "state": pl.Series(model.STATES, dtype=pl.String).gather(path),
     })
     return Result(segs, states, refs)
+
+
+def _activity_share(mask: np.ndarray, f: featmod.Features) -> np.ndarray:
+    """Per activity, the share of its records where ``mask`` holds."""
+    if f.n == 0:
+        return np.zeros(f.starts.size)
+    return np.add.reduceat(mask.astype(float), f.starts) / np.maximum(f.ends - f.starts, 1)
 
 
 def _runs(path: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,8 +178,7 @@ def _walk_effort(path: np.ndarray, f: featmod.Features, em: model.Emissions, ctx
     """Records of outdoor forward-walk stretches with shorter steps and a higher HR than forward
     walking: backward walking the walking mixture could not split off (see ``kernels.walk_effort``)."""
     a64 = np.ascontiguousarray
-    outside = ((ctx == ctxmod.ROAD) | (ctx == ctxmod.TRACK)).astype(float)
-    outdoor = np.add.reduceat(outside, f.starts) / np.maximum(f.ends - f.starts, 1) > 0.5
+    outdoor = _activity_share((ctx == ctxmod.ROAD) | (ctx == ctxmod.TRACK), f) > 0.5
 
     def col(name: str) -> np.ndarray:
         return np.array([np.nan if getattr(m, name) is None else getattr(m, name) for m in models], dtype=float)

@@ -1132,6 +1132,27 @@ def _centred_mean(t, x, ok, half_s):
 
 
 @njit(**_JIT)
+def _true_runs(mask):
+    """Start and end (exclusive) of each maximal run of True in ``mask``."""
+    n = mask.size
+    st = np.empty(n, np.int64)
+    en = np.empty(n, np.int64)
+    k = 0
+    i = 0
+    while i < n:
+        if mask[i]:
+            j = i
+            while j < n and mask[j]:
+                j += 1
+            st[k], en[k] = i, j
+            k += 1
+            i = j
+        else:
+            i += 1
+    return st[:k], en[:k]
+
+
+@njit(**_JIT)
 def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
     """Forward-run stretches that are much slower than today's fast running at the same HR and cadence.
 
@@ -1168,21 +1189,18 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
             continue
         hr_fast = np.median(hh[fast])
         c_fast = np.median(cc[fast])
-        i = 0
-        while i < nn:
-            j = i
-            while j < nn and pp[j] == FR and abs(grade[a + j]) < max_grade and (
-                    vs[j] != vs[j] or lo_r * v_fast <= vs[j] <= hi_r * v_fast):
-                j += 1
-            if j == i:
-                i += 1
-                continue
+        slower = np.zeros(nn, np.bool_)
+        for i in range(nn):
+            slower[i] = pp[i] == FR and abs(grade[a + i]) < max_grade and (
+                vs[i] != vs[i] or lo_r * v_fast <= vs[i] <= hi_r * v_fast)
+        st, en = _true_runs(slower)
+        for q in range(st.size):
+            i, j = st[q], en[q]
             if tt[j - 1] - tt[i] >= min_s and grade_known[a + i:a + j].mean() >= min_known:
                 sel = ok[i:j] & (tt[i:j] >= tt[i] + lag_s)
                 if (sel.sum() >= 60 and np.median(hh[i:j][sel]) >= hr_fast - hr_margin
                         and np.median(cc[i:j][sel]) >= cad_ratio * c_fast):
                     flag[a + i:a + j] = True
-            i = j
     return flag
 
 
@@ -1250,17 +1268,15 @@ def walk_effort(starts, ends, path, t, v, c, r_walk, hr, grade, grade_known, out
         ok = walk & ~np.isnan(e)
         rs = _centred_mean(tt, rw, walk, 15.0)
         es = _centred_mean(tt, e, ok, 15.0)
-        i = 0
-        while i < nn:
-            j = i
-            while j < nn and pp[j] == FW and abs(grade[a + j]) < max_grade and (
-                    not walk[j] or (es[j] == es[j] and es[j] >= hr_floor and rs[j] >= r_floor
-                                    and es[j] / hr_scale + rs[j] / r_scale >= score_min)):
-                j += 1
-            if j == i:
-                i += 1
-                continue
-            i0, j0 = i, j
+        effort = np.zeros(nn, np.bool_)
+        for i in range(nn):
+            effort[i] = pp[i] == FW and abs(grade[a + i]) < max_grade and (
+                not walk[i] or (es[i] == es[i] and es[i] >= hr_floor and rs[i] >= r_floor
+                                and es[i] / hr_scale + rs[i] / r_scale >= score_min))
+        st, en = _true_runs(effort)
+        for q in range(st.size):
+            i0, j0 = st[q], en[q]
+            # records without a residual (no HR, not stepping) may bridge, not start or end it
             while i0 < j0 and not ok[i0]:
                 i0 += 1
             while j0 > i0 and not ok[j0 - 1]:
@@ -1269,5 +1285,4 @@ def walk_effort(starts, ends, path, t, v, c, r_walk, hr, grade, grade_known, out
                     and grade_known[a + i0:a + j0].mean() >= min_known
                     and h10[j0 - 1] - h10[i0] >= -max_fall):
                 flag[a + i0:a + j0] = True
-            i = j
     return flag

@@ -120,7 +120,8 @@ def plan(kind: str, rng: np.random.Generator) -> tuple[list[Phase], dict]:
 
 
 KINDS = ("track_intervals", "long_backward", "backward_walk_treadmill", "forward_easy", "recovery_jogs",
-         "hills", "trail_stops", "treadmill_forward", "gps_drift_standing", "strides", "backward_walk_track", "run_walk")
+         "hills", "trail_stops", "treadmill_forward", "gps_drift_standing", "strides", "backward_walk_track",
+         "run_walk")
 NEGATIVE_KINDS = ("forward_easy", "recovery_jogs", "hills", "trail_stops", "treadmill_forward",
                   "gps_drift_standing", "strides", "run_walk")
 
