@@ -1,6 +1,6 @@
 """Classifier throughput: records per second on one core, for a batch of synthetic activities.
 
-Usage: .venv/bin/python benchmarks/bench_classify.py [--records 1000000] [--repeat 5]
+Usage: .venv/bin/python benchmarks/bench_classify.py [--records 1000000] [--repeat 5] [--profile]
 
 Builds a batch of synthetic sessions (retroingest.classify.synth, every session kind) until it
 holds the requested number of records, then times ``retroingest.classify.classify`` on the whole
@@ -14,7 +14,9 @@ Printed, all measured in this run:
   environment, or loading them from the on-disk cache afterwards), timed apart from the batches;
 * wall-clock and CPU seconds per batch (best of ``--repeat``) and records/s from each, with the
   ratio to the issue's target of 1,000,000 records/s per core. On a shared machine the CPU-time
-  figure is the fairer "per core" number (waiting for the CPU is not counted); both are shown.
+  figure is the fairer "per core" number (waiting for the CPU is not counted); both are shown;
+* with ``--profile``, where one more batch spends its time: cumulative ms per million records of
+  each ``retroingest.classify`` function (cProfile; the compiled kernels count as one call each).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="also print where one batch spends its time")
     args = ap.parse_args()
     t = time.perf_counter()
     from retroingest.classify import classify, kernels
@@ -72,6 +75,24 @@ def main() -> None:
           f"({batch.height / best_wall / TARGET:.2f} x target)")
     print(f"  CPU  {best_cpu:.3f} s -> {batch.height / best_cpu:,.0f} records/s "
           f"({batch.height / best_cpu / TARGET:.2f} x target of {TARGET:,}/s per core)")
+    if args.profile:
+        profile(classify, batch)
+
+
+def profile(classify, batch: pl.DataFrame) -> None:
+    """Cumulative time per classifier function for one batch, in ms per million records."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(classify, batch)
+    per_m = 1e3 * 1_000_000 / batch.height
+    rows = [(ct * per_m, f"{fn.rsplit('/', 1)[-1]}:{name}")
+            for (fn, _, name), (_, _, _, ct, _) in pstats.Stats(prof).stats.items()
+            if "retroingest/classify" in fn.replace("\\", "/")]
+    print("cumulative ms per million records (cProfile, one batch):")
+    for ms, where in sorted(rows, reverse=True)[:20]:
+        print(f"  {ms:7.1f}  {where}")
 
 
 if __name__ == "__main__":
