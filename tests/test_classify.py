@@ -429,6 +429,21 @@ def test_walking_laps_are_a_track_and_a_slow_walk_along_a_road_is_not(speed_mps)
     assert track_share(False) <= 0.05
 
 
+@pytest.mark.parametrize("lon_deg", [-122.3, 8.0, 139.7, 180.0])
+def test_a_track_is_a_track_at_any_longitude_including_across_the_antimeridian(lon_deg):
+    """Positions are projected around the activity's own fix: scaling absolute longitude by each
+    record's cos(latitude) skewed a 400 m oval by ~1 m per metre of northing at 140 E, so Tokyo
+    track sessions never looked like laps."""
+    from retroingest.classify import context as ctxmod
+    from retroingest.classify import features as featmod
+
+    df, _ = session("track_intervals", seed=3)
+    lon = (df["lon_deg"] - 8.0 + lon_deg + 180.0) % 360.0 - 180.0  # wraps at 180: both signs present
+    df = df.with_columns(lon.alias("lon_deg"), pl.lit(0, pl.Int64).alias("activity_id"))
+    share = float((ctxmod.per_record(featmod.compute(df), [None]) == ctxmod.TRACK).mean())
+    assert share >= 0.95
+
+
 # Backward walking whose cadence sits only ~0.06 above the forward walking locus (0.95x cadence at
 # 0.78x speed): too close for the walking mixture outdoors, where GPS speed widens the residuals.
 CLOSE_WALKER = Athlete(run_speed=3.1, run_cadence=166, beta=0.15, walk_speed=1.35, walk_cadence=122,

@@ -1027,73 +1027,126 @@ def features(starts, ends, group, t, fl, ce, dist, speed, cad, hr, gct, alt, lat
 # --- context (context.per_record) ---------------------------------------------------------------
 
 @njit(**_JIT)
+def _spread(x, y, d, fl, ce, a, b, before, after, rg, covered):
+    """Radius of gyration of the positions (x, y) and the distance covered (from cumulative ``d``)
+    in each record's window [t - before, t + after] of one activity [a, b): one pass with running
+    sums, as ``wmean2_grid`` and ``bounds`` would give them."""
+    p = a
+    q = a
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    cx = 0
+    cy = 0
+    for i in range(a, b):
+        ca = ce[i] - before
+        cb = fl[i] + after
+        while q < b and fl[q] <= cb:
+            v = x[q]
+            if v == v:
+                sx += v
+                sxx += v * v
+                cx += 1
+            v = y[q]
+            if v == v:
+                sy += v
+                syy += v * v
+                cy += 1
+            q += 1
+        while p < b and fl[p] < ca:
+            v = x[p]
+            if v == v:
+                sx -= v
+                sxx -= v * v
+                cx -= 1
+            v = y[p]
+            if v == v:
+                sy -= v
+                syy -= v * v
+                cy -= 1
+            p += 1
+        var = 0.0
+        if cx > 0:
+            m = sx / cx
+            var += max(sxx / cx - m * m, 0.0)
+        else:
+            sx = 0.0
+            sxx = 0.0
+        if cy > 0:
+            m = sy / cy
+            var += max(syy / cy - m * m, 0.0)
+        else:
+            sy = 0.0
+            syy = 0.0
+        rg[i] = math.sqrt(var) if cx > 0 and cy > 0 else NAN
+        cov = d[max(q - 1, p)] - d[p]
+        covered[i] = cov if cov == cov else 0.0
+
+
+@njit(**_JIT)
 def context(starts, ends, group, fl, ce, lat, lon, dist, v, dt, has_gps, sub_code, m_per_deg, max_rg, min_cover):
     """Context code per record: 0 unknown, 1 road, 2 track, 3 treadmill (see ``context.per_record``).
 
-    ``sub_code`` per activity: 0 other, 1 sub_sport track, 2 indoor sub_sport.
+    ``sub_code`` per activity: 0 other, 1 sub_sport track, 2 indoor sub_sport. Positions are
+    projected to metres around each activity's first fix, so that a batch holding activities on
+    different continents keeps metre precision in the windowed sums of squares.
     """
     n = fl.size
     ctx = np.zeros(n, np.int8)
-    if n == 0:
-        return ctx
-    any_fix = False
-    for i in range(n):
-        if lat[i] == lat[i]:
-            any_fix = True
-            break
-    lat0 = np.nanmedian(lat) if any_fix else 0.0
-    x = np.empty(n)
-    y = np.empty(n)
-    for i in range(n):
-        la = lat[i] if lat[i] == lat[i] else lat0
-        y[i] = (lat[i] - lat0) * m_per_deg
-        x[i] = lon[i] * m_per_deg * math.cos(math.radians(la))
-    if any_fix:
-        ok = False
-        for i in range(n):
-            if x[i] == x[i]:
-                ok = True
+    x = np.full(n, NAN)
+    y = np.full(n, NAN)
+    d = np.empty(n)
+    rg = np.empty(n)
+    cov = np.empty(n)
+    rg8 = np.empty(n)
+    cov8 = np.empty(n)
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        lat0 = NAN
+        lon0 = NAN
+        for i in range(a, b):
+            if lat[i] == lat[i] and lon[i] == lon[i]:
+                lat0, lon0 = lat[i], lon[i]
                 break
-        if ok:
-            x -= np.nanmedian(x)
-    mx, my = wmean2_grid(x, y, fl, ce, starts, ends, 120, 120, True)
-    mxx, myy = wmean2_grid(x * x, y * y, fl, ce, starts, ends, 120, 120, True)
-    lo, hi = bounds(fl, ce, starts, ends, 120, 120)
-    # 8-minute window: walking covers a full lap only in that time
-    mx8, my8 = wmean2_grid(x, y, fl, ce, starts, ends, 240, 240, True)
-    mxx8, myy8 = wmean2_grid(x * x, y * y, fl, ce, starts, ends, 240, 240, True)
-    lo8, hi8 = bounds(fl, ce, starts, ends, 240, 240)
-    # distance covered from speed, not from positions: position noise adds distance (a stroll's
-    # GPX track measured 40 % more than its speed), which made a slow, winding walk look like laps
-    any_v = False
+        if lat0 == lat0:
+            for i in range(a, b):
+                y[i] = (lat[i] - lat0) * m_per_deg
+                la = lat[i] if lat[i] == lat[i] else lat0
+                # shortest way round the antimeridian
+                dl = lon[i] - lon0
+                if dl > 180.0:
+                    dl -= 360.0
+                elif dl < -180.0:
+                    dl += 360.0
+                x[i] = dl * m_per_deg * math.cos(math.radians(la))
+        # distance covered from speed, not from positions: position noise adds distance (a
+        # stroll's GPX track measured 40 % more than its speed), which made a slow, winding walk
+        # look like laps
+        any_v = False
+        for i in range(a, b):
+            if v[i] == v[i]:
+                any_v = True
+                break
+        if any_v:
+            acc = 0.0
+            for i in range(a, b):
+                acc += (v[i] if v[i] == v[i] else 0.0) * dt[i]
+                d[i] = acc
+        else:
+            d[a:b] = dist[a:b]
+        _spread(x, y, d, fl, ce, a, b, 120, 120, rg, cov)
+        # 8-minute window: walking covers a full lap only in that time
+        _spread(x, y, d, fl, ce, a, b, 240, 240, rg8, cov8)
     for i in range(n):
-        if v[i] == v[i]:
-            any_v = True
-            break
-    d = dist
-    if any_v:
-        d = np.empty(n)
-        acc = 0.0
-        for i in range(n):
-            acc += (v[i] if v[i] == v[i] else 0.0) * dt[i]
-            d[i] = acc
-    for i in range(n):
-        rg = math.sqrt(max(mxx[i] - mx[i] * mx[i], 0.0) + max(myy[i] - my[i] * my[i], 0.0))
-        covered = d[max(hi[i] - 1, lo[i])] - d[lo[i]]
-        if covered != covered:
-            covered = 0.0
-        rg8 = math.sqrt(max(mxx8[i] - mx8[i] * mx8[i], 0.0) + max(myy8[i] - my8[i] * my8[i], 0.0))
-        covered8 = d[max(hi8[i] - 1, lo8[i])] - d[lo8[i]]
-        if covered8 != covered8:
-            covered8 = 0.0
         c = 0
         if has_gps[i]:
             c = 1
             # positions repeating in a small area: a straight stretch of length L has a radius of
             # gyration of 0.29 L, so a slow walk (240 m in 4 minutes: 69 m) would pass the radius
             # test alone; a 400 m track holds it at <= 0.2 L from 250 m on and <= 0.16 L over a lap
-            if ((rg <= max_rg and covered >= min_cover and rg <= TRACK_MAX_RG_PER_M * covered)
-                    or (rg8 <= max_rg and covered8 >= TRACK_LAP_M)):
+            if ((rg[i] <= max_rg and cov[i] >= min_cover and rg[i] <= TRACK_MAX_RG_PER_M * cov[i])
+                    or (rg8[i] <= max_rg and cov8[i] >= TRACK_LAP_M)):
                 c = 2
         elif v[i] == v[i]:
             c = 3
