@@ -363,6 +363,28 @@ def test_walking_mixture_finds_a_close_backward_cluster_only_where_speed_is_meas
     assert not fit(wide, True)[3]
 
 
+
+def test_running_mixture_keeps_the_forward_locus_under_a_session_that_is_mostly_backward():
+    """A belt or track session that is four-fifths backward running: the small forward cluster
+    merges into the big one's shoulder, and a one-peak reading puts the forward locus on the
+    backward cluster. The two-cluster mixture finds the forward locus and the backward share."""
+    from retroingest.classify import kernels
+
+    rng = np.random.default_rng(5)
+    r = np.concatenate([rng.normal(0.0, 0.03, 400), rng.normal(0.09, 0.035, 1800)])
+    w = np.ones(r.size)
+
+    def fit(x, mixture):
+        return kernels.forward_cluster(x, w, 0.10, 0.06, 0.25, 0.015, 0.07, 0.01, 0.10, 0.6, mixture, 3.0, True)
+
+    one_peak = fit(r, False)
+    assert one_peak[0] > 0.06 and one_peak[1] < 0.1      # the reading the mixture corrects
+    o, share, _, bimodal, _ = fit(r, True)
+    assert bimodal and abs(o) <= 0.02 and 0.7 <= share <= 0.9
+    # one wide forward cluster (running at changing pace) stays one forward cluster
+    o, share, _, bimodal, _ = fit(rng.normal(0.0, 0.04, 2200), True)
+    assert not bimodal and abs(o) <= 0.02 and share < 0.1
+
 # Backward cadence no higher than forward at that speed: the cadence residual cannot see it.
 AMBIGUOUS = Athlete(run_speed=3.1, run_cadence=166, beta=0.10, br_speed_ratio=0.72, br_cadence_ratio=0.98,
                     bw_speed_ratio=0.68, bw_cadence_ratio=0.98)

@@ -617,7 +617,7 @@ def adapt(starts, ends, v, v_eff, c, grade, dt, t, hr, v_lag, gct, steady, loci,
         run_off, p_back, run_sd = 0.0, 0.0, run_sd_fwd
         if run_ok.sum() >= 120:
             run_off, p_back, run_sd, _, _ = forward_cluster(r_run[run_ok], dts[run_ok], run_shift, offset_sd, prior,
-                                                         0.015, 0.07, 0.01, 0.10, 0.6, False, mix_gain, False)
+                                                         0.015, 0.07, 0.01, 0.10, 0.6, True, mix_gain, special[g])
         walk_off, walk_sd, walk_bimodal, walk_back, walk_sep = 0.0, walk_sd_fwd, False, 0.0, walk_shift
         if walk_ok.sum() >= 60:
             walk_off, walk_back, walk_sd, walk_bimodal, walk_sep = forward_cluster(
