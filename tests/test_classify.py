@@ -297,6 +297,26 @@ def test_configured_device_serial_maps_to_its_athlete(simulated_warehouse, wareh
     assert mapped == ("alice",)
 
 
+def test_classify_without_a_channel_reclassifies_stored_activities_and_writes_nothing(simulated_warehouse,
+                                                                                      warehouse_path):
+    from retroingest.classify.store import classify_without
+    _sim_into_warehouse(simulated_warehouse, warehouse_path)
+    con = warehouse.connect(warehouse_path)
+    try:
+        classify_activities(con, config={})
+        ids = [r[0] for r in con.execute("SELECT activity_id FROM activities WHERE has_cadence ORDER BY 1").fetchall()]
+        before = con.execute("SELECT segment_id, direction, confidence FROM segments ORDER BY 1").fetchall()
+        res = classify_without(con, ids, ["cadence_spm"], config={})
+        assert con.execute("SELECT segment_id, direction, confidence FROM segments ORDER BY 1").fetchall() == before
+        with pytest.raises(ValueError, match="activity_id"):
+            classify_without(con, ids, ["activity_id"], config={})
+    finally:
+        con.close()
+    assert sorted(set(res.segments["activity_id"].to_list())) == ids
+    moving = res.segments.filter(pl.col("gait") != "stationary")
+    assert moving["evidence"].str.contains("no cadence").all()
+    assert (moving.filter(pl.col("direction") == "backward")["confidence"] <= 0.6).all()
+
 def test_real_forward_runs_are_not_flagged_backward(corpus):
     from retroingest.decode.fit import decode_fit
     manifest = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0)
@@ -337,7 +357,24 @@ def test_backward_running_without_cadence_shows_as_a_speed_drop_at_a_raised_hr()
     assert fp <= 0.05 * (tp + fp)
 
 
-@pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills"])
+def test_a_backward_run_without_cadence_in_the_walk_run_speed_band_is_found_by_its_unchanged_hr():
+    """A slow athlete's backward run at ~1.9 m/s without cadence decodes as forward walking and
+    running by speed; HR staying at the fast running's level across 20-30 minutes says backward."""
+    slow = Athlete(run_speed=2.5, run_cadence=160, beta=0.12, br_speed_ratio=0.76, br_cadence_ratio=1.0)
+    tp = fn = fp = 0
+    for s in (310, 311):
+        df, truth = session("long_backward", s, athlete=slow, drop_cadence=True)
+        res = classify(df)
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        back = res.segments.filter(pl.col("direction") == "backward")
+        assert back.height and (back["confidence"] <= 0.6).all()
+        assert back["evidence"].str.contains("much slower than today's fast running at the same HR;").any()
+    assert tp / (tp + fn) >= 0.9
+    assert fp <= 0.03 * (tp + fp)
+
+@pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills", "run_walk",
+                                  "trail_stops"])
 def test_forward_sessions_without_cadence_stay_forward(kind):
     assert _fp_per_hour(kind, (400, 401, 402), drop_cadence=True) <= 30.0
 

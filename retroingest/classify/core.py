@@ -34,7 +34,8 @@ CAP_WALK_DIRECTION = {"forward": 0.9, "backward": 0.75}
 # long stretches much slower than today's fast running at unchanged HR and cadence
 # (kernels.same_effort): min 240 s, HR judged after 120 s of lag, 0.6-0.82x the 90th percentile of
 # 60 s mean running speed, HR no more than 3 bpm below the fast running's, cadence >= 0.97x its,
-# |grade| < 3 % and grade known on >= 90 % of the stretch
+# |grade| < 3 % and grade known on >= 90 % of the stretch; without cadence (< 10 % of moving records)
+# the cadence condition is dropped and forward walking may be part of the stretch
 SAME_EFFORT = np.array([240.0, 120.0, 0.6, 0.82, 3.0, 0.97, 0.9, 0.03, 0.9])
 SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: docs/ACCURACY.md)
 # outdoor forward-walk stretches with shorter steps and a higher HR than the forward walking line
@@ -279,7 +280,8 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
     """A short human-readable note on what decided the segment and what was missing."""
     parts = []
     if row["same_effort"]:
-        parts.append("much slower than today's fast running at the same HR and cadence")
+        parts.append("much slower than today's fast running at the same HR"
+                     + (" and cadence" if row["has_c"] >= 0.5 else ""))
     if row["walk_effort"]:
         parts.append("shorter steps and a higher HR than today's forward walking")
     if row["state"] != S:

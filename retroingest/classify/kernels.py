@@ -1215,24 +1215,43 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
     and cadence a little. Where the cadence residual cannot tell (a backward cadence no higher
     than forward at that speed), this is the evidence left. Only long (``min_s``), flat stretches
     with known grade count (an unknown hill slows a runner at the same HR), judged after
-    ``lag_s`` of HR lag. ``prm``: min_s, lag_s, speed_lo, speed_hi (x today's fast running, the
+    ``lag_s`` of HR lag. An activity without cadence (< 10 % of its moving records) is judged on
+    HR and speed alone, over forward walking and running (a backward run at 1.7-2.2 m/s without
+    cadence decodes as both). ``prm``: min_s, lag_s, speed_lo, speed_hi (x today's fast running, the
     ``fast_q`` quantile of 60 s mean running speed), hr_margin_bpm, cad_ratio, fast_q, max_grade,
     min_grade_known. Returns the mask of records to relabel as backward running.
     """
     min_s, lag_s, lo_r, hi_r, hr_margin, cad_ratio, fast_q, max_grade, min_known = (
         prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8])
-    FR = 3
+    FW, FR = 1, 3
     flag = np.zeros(path.size, np.bool_)
     for g in range(starts.size):
         a, b = starts[g], ends[g]
         tt, vv, cc, hh, pp = t[a:b], v[a:b], c[a:b], hr[a:b], path[a:b]
         nn = b - a
-        run = np.zeros(nn, np.bool_)
+        # without cadence the decoder splits a slow backward run into forward "walk" and "run"
+        # by speed alone, so every forward-moving record may belong to the slower stretch and
+        # the cadence condition is dropped: HR and speed are then all the evidence
+        n_moving = 0
+        n_cad = 0
         for i in range(nn):
-            run[i] = pp[i] == FR and cc[i] == cc[i] and cc[i] >= 135 and vv[i] == vv[i]
+            if vv[i] == vv[i] and vv[i] > 0.5:
+                n_moving += 1
+                if cc[i] == cc[i]:
+                    n_cad += 1
+        no_cad = n_cad < 0.1 * n_moving
+        run = np.zeros(nn, np.bool_)
+        moving = np.zeros(nn, np.bool_)
+        for i in range(nn):
+            if no_cad:
+                run[i] = pp[i] == FR and vv[i] == vv[i]
+                moving[i] = (pp[i] == FR or pp[i] == FW) and vv[i] == vv[i]
+            else:
+                run[i] = pp[i] == FR and cc[i] == cc[i] and cc[i] >= 135 and vv[i] == vv[i]
+                moving[i] = run[i]
         if run.sum() < 600:
             continue
-        vs = _centred_mean(tt, vv, run, 30.0)
+        vs = _centred_mean(tt, vv, moving, 30.0)
         ok = run & ~np.isnan(vs) & ~np.isnan(hh)
         if ok.sum() < 600:
             continue
@@ -1241,18 +1260,18 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
         if fast.sum() < 120:
             continue
         hr_fast = np.median(hh[fast])
-        c_fast = np.median(cc[fast])
+        c_fast = np.median(cc[fast]) if not no_cad else NAN
         slower = np.zeros(nn, np.bool_)
         for i in range(nn):
-            slower[i] = pp[i] == FR and abs(grade[a + i]) < max_grade and (
+            slower[i] = (pp[i] == FR or (no_cad and pp[i] == FW)) and abs(grade[a + i]) < max_grade and (
                 vs[i] != vs[i] or lo_r * v_fast <= vs[i] <= hi_r * v_fast)
         st, en = _true_runs(slower)
         for q in range(st.size):
             i, j = st[q], en[q]
             if tt[j - 1] - tt[i] >= min_s and grade_known[a + i:a + j].mean() >= min_known:
-                sel = ok[i:j] & (tt[i:j] >= tt[i] + lag_s)
+                sel = (moving[i:j] & ~np.isnan(vs[i:j]) & ~np.isnan(hh[i:j])) & (tt[i:j] >= tt[i] + lag_s)
                 if (sel.sum() >= 60 and np.median(hh[i:j][sel]) >= hr_fast - hr_margin
-                        and np.median(cc[i:j][sel]) >= cad_ratio * c_fast):
+                        and (no_cad or np.median(cc[i:j][sel]) >= cad_ratio * c_fast)):
                     flag[a + i:a + j] = True
     return flag
 

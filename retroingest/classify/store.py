@@ -86,6 +86,27 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
     return acts.height
 
 
+
+def classify_without(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[int], channels: Sequence[str], *,
+                     config: dict[str, Any] | None = None) -> Result:
+    """Classify stored activities as if their files lacked some channels (e.g. ``cadence_spm``),
+    against the stored baselines, writing nothing.
+
+    How the classifier degrades on real files when a sensor is missing: the accuracy harness
+    scores the corpus's real forward runs with their cadence removed, because real runs without
+    a cadence channel are too few to measure the no-cadence false-positive rate on.
+    """
+    unknown = set(channels) - set(RECORD_COLUMNS[4:])
+    if unknown:
+        raise ValueError(f"cannot drop {sorted(unknown)}: not a measured record channel")
+    if config is None:
+        from retroingest import config as cfgmod
+        config = cfgmod.load()
+    acts = _activities(con, activity_ids, config)
+    records = _records(con, acts["activity_id"]).with_columns(
+        [pl.lit(None, pl.Float64).alias(c) for c in channels])
+    return classify(records, acts, _load_baselines(con))
+
 def pending_activities(con: duckdb.DuckDBPyConnection, all_activities: bool = False) -> list[int]:
     """Primary foot-sport activities without current segments (all of them with ``all_activities``)."""
     sql = "SELECT a.activity_id FROM activities a WHERE a.duplicate_of IS NULL AND a.is_foot_sport"
