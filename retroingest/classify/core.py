@@ -21,7 +21,9 @@ from retroingest.classify import hmm, kernels, model
 from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
 from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
-CLASSIFIER_VERSION = "retroingest-classify 0.1"
+# bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
+# re-runs segments written by an older version; history in docs/CLASSIFIER.md
+CLASSIFIER_VERSION = "retroingest-classify 0.2"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
