@@ -422,6 +422,44 @@ def test_running_mixture_keeps_the_forward_locus_under_a_session_that_is_mostly_
     o, share, _, bimodal, _ = fit(rng.normal(0.0, 0.04, 2200), True)
     assert not bimodal and abs(o) <= 0.02 and share < 0.1
 
+
+def _two_cluster_gain_reference(h, shift):
+    """Every candidate fitted, no pruning (NumPy): what kernels.two_cluster_gain must equal."""
+    from retroingest.classify import kernels
+    x = kernels.HIST_LO + kernels.HIST_STEP * np.arange(h.size)
+    tot = h.sum()
+    mu = (h * x).sum() / tot
+    sd1 = max(np.sqrt((h * (x - mu) ** 2).sum() / tot), 0.02)
+    ll1 = (h * (-0.5 * ((x - mu) / sd1) ** 2 - np.log(sd1))).sum()
+    best = None
+    for o in x[(x > mu - shift - 0.1) & (x < mu + 0.02)][::2]:
+        for sd in (0.025, 0.035, 0.05, 0.07):
+            lf = np.exp(-0.5 * ((x - o) / sd) ** 2) / sd
+            lb = np.exp(-0.5 * ((x - o - shift) / sd) ** 2) / sd
+            pi = 0.5
+            for _ in range(6):
+                pi = min(max((h * pi * lb / ((1 - pi) * lf + pi * lb + 1e-12)).sum() / tot, 0.02), 0.98)
+            ll2 = (h * np.log((1 - pi) * lf + pi * lb + 1e-12)).sum()
+            if best is None or ll2 > best[0]:
+                best = (ll2, o, pi)
+    return (best[0] - ll1) / 5.0, best[1], best[2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruned_mixture_fit_picks_the_same_clusters_as_fitting_every_candidate(seed):
+    from retroingest.classify import kernels
+    rng = np.random.default_rng(seed)
+    n_f, n_b = rng.integers(100, 2000, 2)
+    r = np.concatenate([rng.normal(rng.uniform(-0.05, 0.05), rng.uniform(0.015, 0.05), n_f),
+                        rng.normal(rng.uniform(0.03, 0.2), rng.uniform(0.015, 0.05), n_b)])
+    k = np.clip(np.rint((r - kernels.HIST_LO) / kernels.HIST_STEP).astype(int), 0, kernels.HIST_N - 1)
+    h = np.bincount(k, minlength=kernels.HIST_N).astype(float)
+    for shift in kernels.MIX_SHIFTS:
+        got = kernels.two_cluster_gain(h, shift)
+        want = _two_cluster_gain_reference(h, shift)
+        assert got[1] == pytest.approx(want[1], abs=1e-12) and got[2] == pytest.approx(want[2], rel=1e-9)
+        assert got[0] == pytest.approx(want[0], rel=1e-9, abs=1e-9)
+
 # Backward cadence no higher than forward at that speed: the cadence residual cannot see it.
 AMBIGUOUS = Athlete(run_speed=3.1, run_cadence=166, beta=0.10, br_speed_ratio=0.72, br_cadence_ratio=0.98,
                     bw_speed_ratio=0.68, bw_cadence_ratio=0.98)
