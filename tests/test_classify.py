@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -372,6 +373,30 @@ def test_a_backward_run_without_cadence_in_the_walk_run_speed_band_is_found_by_i
         assert back["evidence"].str.contains("much slower than today's fast running at the same HR;").any()
     assert tp / (tp + fn) >= 0.9
     assert fp <= 0.03 * (tp + fp)
+
+def _hard_rep_then_slow_recovery(seed: int) -> pl.DataFrame:
+    """No cadence, no GPS: easy running, a 4-minute hard rep, 5 minutes of slow jogging while HR
+    recovers with a 150 s time constant (slower than the model's lag), then easy running."""
+    rng = np.random.default_rng(seed)
+    phases = [(600, 3.0, 150.0), (240, 4.2, 178.0), (300, 2.1, 128.0), (600, 3.0, 150.0)]
+    v = np.concatenate([np.full(d, sp) for d, sp, _ in phases]) + rng.normal(0, 0.08, 1740)
+    target = np.concatenate([np.full(d, h) for d, _, h in phases])
+    hr = np.empty(v.size)
+    cur = 100.0
+    for i in range(v.size):
+        cur += (target[i] - cur) / (30.0 if target[i] > cur else 150.0)
+        hr[i] = cur + rng.normal(0, 1.0)
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return pl.DataFrame({"seq": np.arange(v.size, dtype=np.int32),
+                         "ts": [t0 + dt.timedelta(seconds=i) for i in range(v.size)],
+                         "elapsed_s": np.arange(v.size, dtype=float), "speed_mps": v, "distance_m": np.cumsum(v),
+                         "heart_rate_bpm": np.round(hr), "altitude_m": np.full(v.size, 50.0)})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_slow_jog_while_hr_recovers_from_a_hard_rep_is_not_backward_without_cadence(seed):
+    res = classify(_hard_rep_then_slow_recovery(seed))
+    assert res.segments.filter(pl.col("direction") == "backward").height == 0
 
 @pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills", "run_walk",
                                   "trail_stops"])

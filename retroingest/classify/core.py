@@ -47,6 +47,7 @@ SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: d
 # no more than 3 bpm (20 s means at either end)
 WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
 WALK_EFFORT_CONFIDENCE = 0.6
+RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
 
 SEGMENT_SCHEMA = pl.Schema({
     "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
@@ -110,6 +111,7 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     em = model.emissions(f, bls, models, context_bias, params)
     path = hmm.viterbi(em.loglik, f.starts, f.ends, hmm.log_transitions())
     path = _min_durations(path, f)
+    path = _recovering_hr(path, f, em)
     same = _same_effort(path, f)
     path = np.where(same, np.int8(BR), path).astype(path.dtype)
     walk_eff = _walk_effort(path, f, em, ctx, models)
@@ -164,6 +166,34 @@ def _min_durations(path: np.ndarray, f: featmod.Features) -> np.ndarray:
                 path[st[i]:en[i]] = path[st[i] - 1]
             elif i + 1 < st.size and f.group[st[i + 1]] == f.group[st[i]]:
                 path[st[i]:en[i]] = path[st[i + 1]]
+    return path
+
+
+def _recovering_hr(path: np.ndarray, f: featmod.Features, em: model.Emissions) -> np.ndarray:
+    """Backward running decoded without cadence whose HR falls across the bout becomes forward.
+
+    Without cadence a backward run is a speed drop at an HR above the forward line; so is a jog
+    right after hard running, while HR recovers more slowly than one lag constant says (a real
+    indoor interval session: 387 s of false backward running with the cadence removed). A
+    backward bout keeps or raises HR (it costs what easy running does); a recovery lowers it.
+    Falling: the last 20 s mean below the first 20 s mean by more than RECOVERY_FALL_BPM.
+    """
+    st, en = _runs(path, f.group)
+    cand = np.flatnonzero(path[st] == BR)
+    if cand.size == 0:
+        return path
+    path = path.copy()
+    hr = f.hr
+    for i in cand:
+        a, b = st[i], en[i]
+        if em.has_c[a:b].mean() >= 0.5:
+            continue
+        t = f.t[a:b]
+        head = hr[a:b][t <= t[0] + 20.0]
+        tail = hr[a:b][t >= t[-1] - 20.0]
+        if np.isfinite(head).sum() >= 5 and np.isfinite(tail).sum() >= 5 and \
+                np.nanmean(head) - np.nanmean(tail) > RECOVERY_FALL_BPM:
+            path[a:b] = FR
     return path
 
 
