@@ -112,7 +112,7 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     path = hmm.viterbi(em.loglik, f.starts, f.ends, hmm.log_transitions())
     path = _min_durations(path, f)
     path = _recovering_hr(path, f, em)
-    same = _same_effort(path, f)
+    same = _same_effort(path, f, bls)
     path = np.where(same, np.int8(BR), path).astype(path.dtype)
     walk_eff = _walk_effort(path, f, em, ctx, models)
     path = np.where(walk_eff, np.int8(BW), path).astype(path.dtype)
@@ -197,13 +197,15 @@ def _recovering_hr(path: np.ndarray, f: featmod.Features, em: model.Emissions) -
     return path
 
 
-def _same_effort(path: np.ndarray, f: featmod.Features) -> np.ndarray:
+def _same_effort(path: np.ndarray, f: featmod.Features, bls: list[Baseline]) -> np.ndarray:
     """Records of forward-run stretches that keep the fast running's HR and cadence at 0.6-0.82x its
     speed: backward running whose cadence alone looked forward (see ``kernels.same_effort``)."""
     a64 = np.ascontiguousarray
     return kernels.same_effort(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(f.t, float),
                                a64(f.v, float), a64(f.c, float), a64(f.hr, float), a64(f.grade, float),
-                               a64(f.grade_known, bool), SAME_EFFORT)
+                               a64(f.grade_known, bool),
+                               np.array([b.run_speed_mps if b.learned else np.nan for b in bls], dtype=float),
+                               SAME_EFFORT)
 
 
 def _walk_effort(path: np.ndarray, f: featmod.Features, em: model.Emissions, ctx: np.ndarray,

@@ -1250,7 +1250,7 @@ def _true_runs(mask):
 
 
 @njit(**_JIT)
-def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
+def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, v_usual, prm):
     """Forward-run stretches that are much slower than today's fast running at the same HR and cadence.
 
     Backward running at its self-selected pace (0.68-0.82x easy forward) costs about what easy
@@ -1259,7 +1259,10 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
     and cadence a little. Where the cadence residual cannot tell (a backward cadence no higher
     than forward at that speed), this is the evidence left. Only long (``min_s``), flat stretches
     with known grade count (an unknown hill slows a runner at the same HR), judged after
-    ``lag_s`` of HR lag. An activity without cadence (< 10 % of its moving records) is judged on
+    ``lag_s`` of HR lag. ``v_usual``: the athlete's learned forward running speed per activity
+    (NaN for a new athlete); today's fast running is never slower than it (a session that is
+    90 % backward running has its 90th percentile on the backward part), and needs >= 120 s at
+    >= 0.92x it, so a slow day is skipped rather than judged. An activity without cadence (< 10 % of its moving records) is judged on
     HR and speed alone, over forward walking and running (a backward run at 1.7-2.2 m/s without
     cadence decodes as both). ``prm``: min_s, lag_s, speed_lo, speed_hi (x today's fast running, the
     ``fast_q`` quantile of 60 s mean running speed), hr_margin_bpm, cad_ratio, fast_q, max_grade,
@@ -1300,6 +1303,10 @@ def same_effort(starts, ends, path, t, v, c, hr, grade, grade_known, prm):
         if ok.sum() < 600:
             continue
         v_fast = np.quantile(vs[ok], fast_q)
+        if v_usual[g] == v_usual[g]:
+            # a session that is mostly backward puts the quantile on the backward part: today's
+            # fast running is at least the athlete's usual forward pace, if enough of it was run
+            v_fast = max(v_fast, v_usual[g])
         fast = ok & (vs >= 0.92 * v_fast)
         if fast.sum() < 120:
             continue
