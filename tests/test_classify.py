@@ -318,6 +318,7 @@ def test_classify_without_a_channel_reclassifies_stored_activities_and_writes_no
     assert moving["evidence"].str.contains("no cadence").all()
     assert (moving.filter(pl.col("direction") == "backward")["confidence"] <= 0.6).all()
 
+
 def test_real_forward_runs_are_not_flagged_backward(corpus):
     from retroingest.decode.fit import decode_fit
     manifest = pl.read_csv(corpus / "MANIFEST.csv", infer_schema_length=0)
@@ -374,6 +375,7 @@ def test_a_backward_run_without_cadence_in_the_walk_run_speed_band_is_found_by_i
     assert tp / (tp + fn) >= 0.9
     assert fp <= 0.03 * (tp + fp)
 
+
 def _hard_rep_then_slow_recovery(seed: int) -> pl.DataFrame:
     """No cadence, no GPS: easy running, a 4-minute hard rep, 5 minutes of slow jogging while HR
     recovers with a 150 s time constant (slower than the model's lag), then easy running."""
@@ -397,6 +399,7 @@ def _hard_rep_then_slow_recovery(seed: int) -> pl.DataFrame:
 def test_a_slow_jog_while_hr_recovers_from_a_hard_rep_is_not_backward_without_cadence(seed):
     res = classify(_hard_rep_then_slow_recovery(seed))
     assert res.segments.filter(pl.col("direction") == "backward").height == 0
+
 
 @pytest.mark.parametrize("kind", ["recovery_jogs", "treadmill_forward", "forward_easy", "hills", "run_walk",
                                   "trail_stops"])
@@ -423,7 +426,6 @@ def test_walking_mixture_finds_a_close_backward_cluster_only_where_speed_is_meas
     # one wide forward cluster (a stroll at changing pace) is not split, even where close shifts are allowed
     wide = rng.normal(0.0, 0.045, 2700)
     assert not fit(wide, True)[3]
-
 
 
 def test_running_mixture_keeps_the_forward_locus_under_a_session_that_is_mostly_backward():
@@ -484,6 +486,7 @@ def test_pruned_mixture_fit_picks_the_same_clusters_as_fitting_every_candidate(s
         want = _two_cluster_gain_reference(h, shift)
         assert got[1] == pytest.approx(want[1], abs=1e-12) and got[2] == pytest.approx(want[2], rel=1e-9)
         assert got[0] == pytest.approx(want[0], rel=1e-9, abs=1e-9)
+
 
 # Backward cadence no higher than forward at that speed: the cadence residual cannot see it.
 AMBIGUOUS = Athlete(run_speed=3.1, run_cadence=166, beta=0.10, br_speed_ratio=0.72, br_cadence_ratio=0.98,

@@ -86,7 +86,6 @@ def classify_activities(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[i
     return acts.height
 
 
-
 def classify_without(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[int], channels: Sequence[str], *,
                      config: dict[str, Any] | None = None) -> Result:
     """Classify stored activities as if their files lacked some channels (e.g. ``cadence_spm``),
@@ -106,6 +105,7 @@ def classify_without(con: duckdb.DuckDBPyConnection, activity_ids: Sequence[int]
     records = _records(con, acts["activity_id"]).with_columns(
         [pl.lit(None, pl.Float64).alias(c) for c in channels])
     return classify(records, acts, _load_baselines(con))
+
 
 def pending_activities(con: duckdb.DuckDBPyConnection, all_activities: bool = False) -> list[int]:
     """Primary foot-sport activities without current segments (all of them with ``all_activities``)."""
