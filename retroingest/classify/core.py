@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.2"
+CLASSIFIER_VERSION = "retroingest-classify 0.3"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -47,6 +47,13 @@ SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: d
 # no more than 3 bpm (20 s means at either end)
 WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
 WALK_EFFORT_CONFIDENCE = 0.6
+# walking at two alternating paces, the slower with shorter steps (kernels.walk_split): >= 300 s of
+# flat walking, 0.25 nats weight per record, 6 nats per switch, split gain >= 30 nats, slower state
+# residual >= +0.06, speed 0.5-0.8x (Laufer 2005: 0.6-0.75x), each state >= 10 % of the walking, HR no more than 2 bpm
+# lower in the slower state, the faster >= 90 s in bouts >= 30 s, bouts >= 45 s, |grade| < 3 %; on a
+# track or a treadmill only
+WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03])
+WALK_SPLIT_CONFIDENCE = 0.6
 RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
 
 SEGMENT_SCHEMA = pl.Schema({
@@ -115,8 +122,9 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     same = _same_effort(path, f, bls)
     path = np.where(same, np.int8(BR), path).astype(path.dtype)
     walk_eff = _walk_effort(path, f, em, ctx, models)
-    path = np.where(walk_eff, np.int8(BW), path).astype(path.dtype)
-    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff)
+    split = _walk_split(path, f, em, special) & ~walk_eff
+    path = np.where(walk_eff | split, np.int8(BW), path).astype(path.dtype)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
@@ -224,13 +232,23 @@ def _walk_effort(path: np.ndarray, f: featmod.Features, em: model.Emissions, ctx
                                col("hr_a"), col("hr_b"), col("hr_c"), WALK_EFFORT)
 
 
+def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, special: np.ndarray) -> np.ndarray:
+    """Records of walking bouts at a slower, shorter-stepped pace that alternates with the
+    activity's forward walking (see ``kernels.walk_split``)."""
+    a64 = np.ascontiguousarray
+    return kernels.walk_split(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(f.t, float),
+                              a64(f.v, float), a64(f.c, float), a64(em.r_walk, float), a64(f.hr, float),
+                              a64(f.grade, float), a64(f.dt, float), a64(special, bool), WALK_SPLIT)
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
 
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
-              models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray) -> pl.DataFrame:
+              models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray,
+              split: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -256,6 +274,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "doubled": means[:, 5] > 0,
         "same_effort": np.add.reduceat(same.astype(float), st) / (en - st) > 0.5,
         "walk_effort": np.add.reduceat(walk_eff.astype(float), st) / (en - st) > 0.5,
+        "walk_split": np.add.reduceat(split.astype(float), st) / (en - st) > 0.5,
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -280,6 +299,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     conf = np.where(stt == S, p_gait, np.minimum(p_dir, cap) * p_gait)
     conf = np.where(agg["same_effort"].to_numpy(), SAME_EFFORT_CONFIDENCE, conf)
     conf = np.where(agg["walk_effort"].to_numpy(), WALK_EFFORT_CONFIDENCE, conf)
+    conf = np.where(agg["walk_split"].to_numpy(), WALK_SPLIT_CONFIDENCE, conf)
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
     aid = ids[g]
     start_us = agg["start_time"].dt.epoch("us").to_numpy()
@@ -318,6 +338,8 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
                      + (" and cadence" if row["has_c"] >= 0.5 else ""))
     if row["walk_effort"]:
         parts.append("shorter steps and a higher HR than today's forward walking")
+    if row["walk_split"]:
+        parts.append("a slower pace with shorter steps, in bouts between today's forward walking")
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")

@@ -1411,3 +1411,183 @@ def walk_effort(starts, ends, path, t, v, c, r_walk, hr, grade, grade_known, out
                     and h10[j0 - 1] - h10[i0] >= -max_fall):
                 flag[a + i0:a + j0] = True
     return flag
+
+
+# --- walking that alternates between two paces, one with shorter steps (core._walk_split) ------
+
+@njit(**_JIT)
+def _two_state_path(x, y, tt, w, switch, sx_floor, sy_floor, lab):
+    """Hard-EM fit of a two-state sticky HMM on (x, y) per record, from labels ``lab`` (0/1).
+
+    Each state is N(mean_x, sx) x N(mean_y, sy) with SDs pooled over both states (Huber loss,
+    weight ``w`` per record); leaving a state costs ``switch`` nats; a time gap > 10 s between
+    records starts afresh. Returns (total score, means (2, 2), sx, sy); ``lab`` holds the path.
+    """
+    n = x.size
+    mx = np.zeros(2)
+    my = np.zeros(2)
+    sx, sy = sx_floor, sy_floor
+    score = -np.inf
+    L = np.empty((n, 2))
+    bp = np.empty((n, 2), np.int8)
+    for _ in range(8):
+        cnt = np.zeros(2)
+        sxs = np.zeros(2)
+        sys_ = np.zeros(2)
+        for i in range(n):
+            k = lab[i]
+            cnt[k] += 1.0
+            sxs[k] += x[i]
+            sys_[k] += y[i]
+        if cnt[0] < 10 or cnt[1] < 10:
+            return -np.inf, np.stack((mx, my)), sx, sy
+        for k in range(2):
+            mx[k] = sxs[k] / cnt[k]
+            my[k] = sys_[k] / cnt[k]
+        vx = 0.0
+        vy = 0.0
+        for i in range(n):
+            vx += (x[i] - mx[lab[i]]) ** 2
+            vy += (y[i] - my[lab[i]]) ** 2
+        sx = max(math.sqrt(vx / n), sx_floor)
+        sy = max(math.sqrt(vy / n), sy_floor)
+        for i in range(n):
+            for k in range(2):
+                L[i, k] = -w * (_huber((x[i] - mx[k]) / sx) + _huber((y[i] - my[k]) / sy) + math.log(sx * sy))
+        d0, d1 = L[0, 0], L[0, 1]
+        for i in range(1, n):
+            cost = switch if tt[i] - tt[i - 1] <= 10.0 else 0.0
+            s00, s10 = d0, d1 - cost
+            s11, s01 = d1, d0 - cost
+            bp[i, 0] = 0 if s00 >= s10 else 1
+            bp[i, 1] = 1 if s11 >= s01 else 0
+            d0 = max(s00, s10) + L[i, 0]
+            d1 = max(s11, s01) + L[i, 1]
+        s = 0 if d0 >= d1 else 1
+        new_score = max(d0, d1)
+        changed = False
+        for i in range(n - 1, -1, -1):
+            if lab[i] != s:
+                changed = True
+            lab[i] = s
+            if i > 0:
+                s = bp[i, s]
+        score = new_score
+        if not changed:
+            break
+    return score, np.stack((mx, my)), sx, sy
+
+
+@njit(**_JIT)
+def _bout_time(lab, tt, k, min_s):
+    """Seconds spent in runs of state ``k`` (records contiguous in time) lasting >= min_s."""
+    n = lab.size
+    out = 0.0
+    i = 0
+    while i < n:
+        if lab[i] != k:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and lab[j + 1] == k and tt[j + 1] - tt[j] <= 10.0:
+            j += 1
+        if tt[j] - tt[i] >= min_s:
+            out += tt[j] - tt[i]
+        i = j + 1
+    return out
+
+
+@njit(**_JIT)
+def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm):
+    """Walking that alternates between a faster pace and a slower one with shorter steps.
+
+    Backward walking reps between forward walks (rehab bouts in a park, walking reps on a
+    track) leave two paces in one activity: the backward one 0.6-0.75x as fast (Laufer 2005)
+    at about the same cadence, so its steps are shorter than forward walking at that speed
+    (cadence residual higher). Per record the residual is too noisy to split them (GPS speed
+    noise widens a track walk's residuals to ~0.05, about the distance between the two); over
+    whole bouts it is not. A two-state sticky HMM on (cadence residual, log speed) of the
+    activity's flat walking records finds the bouts; the slower state is backward walking when
+    the split explains the walking much better than one state (``gain_min`` nats), the slower
+    state's residual is >= ``dr_min`` higher and its speed ``ratio_lo``-``ratio_hi`` x the
+    faster one's, each state holds >= ``min_share`` of the walking time, and, with HR, the
+    slower state's HR is no more than ``hr_margin`` bpm below the faster one's (a forward walker
+    who slows down lowers HR; backward walking costs more: +19 bpm at 1.34 m/s, Williford 1998),
+    and the faster state holds >= 90 s in bouts >= 30 s (not a few transition records after
+    running). Bouts shorter than ``min_bout_s`` are left alone. Only on a track or a treadmill
+    (``venue_ok``): on roads, real runs in the corpus hold slow walking at two paces that looks
+    the same (a stroll's cadence falls less than the walking locus says).
+    ``prm``: min_total_s, w, switch, dr_min, ratio_lo, ratio_hi, min_share, min_bout_s,
+    hr_margin, gain_min, max_grade. Returns the mask of records to relabel as backward walking.
+    """
+    min_total, w, switch, dr_min, ratio_lo, ratio_hi = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
+    min_share, min_bout, hr_margin, gain_min, max_grade = prm[6], prm[7], prm[8], prm[9], prm[10]
+    FW, BW = 1, 2
+    flag = np.zeros(path.size, np.bool_)
+    for g in range(starts.size):
+        if not venue_ok[g]:
+            continue
+        a, b = starts[g], ends[g]
+        sel = np.zeros(b - a, np.bool_)
+        tot = 0.0
+        for i in range(a, b):
+            ok = ((path[i] == FW or path[i] == BW) and r_walk[i] == r_walk[i] and v[i] == v[i]
+                  and 0.4 <= v[i] < 2.0 and c[i] < 135.0 and not abs(grade[i]) >= max_grade)
+            sel[i - a] = ok
+            if ok:
+                tot += dt[i]
+        if tot < min_total:
+            continue
+        idx = np.flatnonzero(sel) + a
+        n = idx.size
+        x = r_walk[idx]
+        y = np.log(v[idx])
+        tt = t[idx]
+        # one state
+        mx1, my1 = x.mean(), y.mean()
+        sx1 = max(x.std(), 0.02)
+        sy1 = max(y.std(), 0.04)
+        ll1 = 0.0
+        for i in range(n):
+            ll1 -= w * (_huber((x[i] - mx1) / sx1) + _huber((y[i] - my1) / sy1) + math.log(sx1 * sy1))
+        lab = np.zeros(n, np.int8)
+        ymed = np.median(y)
+        for i in range(n):
+            lab[i] = 1 if y[i] < ymed else 0
+        ll2, means, sx, sy = _two_state_path(x, y, tt, w, switch, 0.02, 0.04, lab)
+        if not ll2 - ll1 >= gain_min:
+            continue
+        slow = 0 if means[1, 0] < means[1, 1] else 1
+        fast = 1 - slow
+        dr = means[0, slow] - means[0, fast]
+        ratio = math.exp(means[1, slow] - means[1, fast])
+        t_slow = 0.0
+        for i in range(n):
+            if lab[i] == slow:
+                t_slow += dt[idx[i]]
+        share = t_slow / tot
+        if not (dr >= dr_min and ratio_lo <= ratio <= ratio_hi and min_share <= share <= 1.0 - min_share):
+            continue
+        if _bout_time(lab, tt, fast, 30.0) < 90.0:
+            continue
+        hs = hr[idx]
+        h_ok = ~np.isnan(hs)
+        m_slow = h_ok & (lab == slow)
+        m_fast = h_ok & (lab == fast)
+        if m_slow.sum() >= 30 and m_fast.sum() >= 30:
+            if np.median(hs[m_slow]) < np.median(hs[m_fast]) - hr_margin:
+                continue
+        # bouts of the slower state (records contiguous in time) long enough to count
+        i = 0
+        while i < n:
+            if lab[i] != slow:
+                i += 1
+                continue
+            j = i
+            while j + 1 < n and lab[j + 1] == slow and tt[j + 1] - tt[j] <= 10.0:
+                j += 1
+            if tt[j] - tt[i] >= min_bout:
+                for k in range(idx[i], idx[j] + 1):
+                    flag[k] = path[k] == FW or path[k] == BW
+            i = j + 1
+    return flag
