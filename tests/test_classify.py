@@ -663,3 +663,38 @@ def test_two_paced_walking_on_a_road_is_not_split():
     res = classify(_on_a_road(df, 800))
     assert (res.segments["context"] == "road").mean() > 0.5
     assert not any("slower pace with shorter steps" in e for e in res.segments["evidence"])
+
+
+def test_track_walking_reps_without_cadence_are_split_by_speed_only_where_hr_rises():
+    """Without cadence only the slower pace and a higher HR at it say backward; a slower pace at
+    the forward HR stays forward."""
+    tp = fn = fp = 0
+    for s in (800, 801, 802):
+        df, truth = session("backward_walk_track", s, athlete=SPLIT_WALKER, drop_cadence=True)
+        assert _backward_seconds(classify(df), truth)[0] == 0
+        res = classify(_with_walking_surcharge(df, truth, 15.0))
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        back = res.segments.filter(pl.col("direction") == "backward")
+        assert (back["confidence"] <= 0.6).all()
+    assert tp / (tp + fn) >= 0.7
+    assert fp <= 0.1 * (tp + fp)
+
+
+def test_a_small_step_shortening_on_a_belt_counts_where_hr_rises_with_it():
+    """0.7x the speed at 0.92x the cadence: a residual of +0.077 less a pod over-reading backward
+    speed by 10 % leaves +0.034, under the split's 0.06; with HR +12 bpm at the slower pace it counts."""
+    # (HR kept clear of the cadence: HR equal to cadence is dropped as an optical lock-on)
+    walker = Athlete(run_speed=3.1, run_cadence=166, beta=0.15, walk_speed=1.35, walk_cadence=120,
+                     bw_speed_ratio=0.7, bw_cadence_ratio=0.92, hr_rest=50.0)
+    found = plain = total = 0
+    for s in (810, 811, 812):
+        df, truth = session("backward_walk_treadmill", s, athlete=walker)
+        back = (truth["direction"] == "backward").fill_null(False).to_numpy()
+        over = df.with_columns(pl.Series("speed_mps", df["speed_mps"].to_numpy() * np.where(back, 1.1, 1.0)))
+        plain += _backward_seconds(classify(over), truth)[0]
+        t, f, n = _backward_seconds(classify(_with_walking_surcharge(over, truth, 12.0)), truth)
+        found += t
+        total += t + n
+    assert found / total >= 0.5
+    assert plain / total <= 0.2

@@ -47,12 +47,13 @@ SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: d
 # no more than 3 bpm (20 s means at either end)
 WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
 WALK_EFFORT_CONFIDENCE = 0.6
-# walking at two alternating paces, the slower with shorter steps (kernels.walk_split): >= 300 s of
-# flat walking, 0.25 nats weight per record, 6 nats per switch, split gain >= 30 nats, slower state
-# residual >= +0.06, speed 0.5-0.8x (Laufer 2005: 0.6-0.75x), each state >= 10 % of the walking, HR no more than 2 bpm
-# lower in the slower state, the faster >= 90 s in bouts >= 30 s, bouts >= 45 s, |grade| < 3 %; on a
-# track or a treadmill only
-WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03])
+# walking at two alternating paces, the slower with shorter steps (kernels.walk_split), on a track or
+# a treadmill only: >= 300 s of flat walking, 0.25 nats weight per record, 6 nats per switch, split
+# gain >= 30 nats, speed 0.5-0.8x (Laufer 2005: 0.6-0.75x), each state >= 10 % of the walking, the
+# faster >= 90 s in bouts >= 30 s, median HR no more than 2 bpm lower in the slower
+# state, its residual >= +0.06, or >= +0.03 with residual / 0.06 + HR difference / 10 bpm >= 1;
+# without cadence HR >= 3 bpm higher; bouts >= 45 s, |grade| < 3 %
+WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03, 3.0, 0.03, 10.0])
 WALK_SPLIT_CONFIDENCE = 0.6
 RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
 

@@ -1501,38 +1501,53 @@ def _bout_time(lab, tt, k, min_s):
 def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm):
     """Walking that alternates between a faster pace and a slower one with shorter steps.
 
-    Backward walking reps between forward walks (rehab bouts in a park, walking reps on a
-    track) leave two paces in one activity: the backward one 0.6-0.75x as fast (Laufer 2005)
-    at about the same cadence, so its steps are shorter than forward walking at that speed
-    (cadence residual higher). Per record the residual is too noisy to split them (GPS speed
-    noise widens a track walk's residuals to ~0.05, about the distance between the two); over
-    whole bouts it is not. A two-state sticky HMM on (cadence residual, log speed) of the
-    activity's flat walking records finds the bouts; the slower state is backward walking when
-    the split explains the walking much better than one state (``gain_min`` nats), the slower
-    state's residual is >= ``dr_min`` higher and its speed ``ratio_lo``-``ratio_hi`` x the
-    faster one's, each state holds >= ``min_share`` of the walking time, and, with HR, the
-    slower state's HR is no more than ``hr_margin`` bpm below the faster one's (a forward walker
-    who slows down lowers HR; backward walking costs more: +19 bpm at 1.34 m/s, Williford 1998),
-    and the faster state holds >= 90 s in bouts >= 30 s (not a few transition records after
-    running). Bouts shorter than ``min_bout_s`` are left alone. Only on a track or a treadmill
-    (``venue_ok``): on roads, real runs in the corpus hold slow walking at two paces that looks
-    the same (a stroll's cadence falls less than the walking locus says).
+    Backward walking reps between forward walks (rehab bouts, walking reps on a track) leave two
+    paces in one activity: the backward one 0.6-0.75x as fast (Laufer 2005) at about the same
+    cadence, so its steps are shorter than forward walking at that speed (cadence residual
+    higher). Per record the residual is too noisy to split them (GPS speed noise widens a track
+    walk's residuals to ~0.05, about the distance between the two); over whole bouts it is not.
+    A two-state sticky HMM on (cadence residual, log speed) of the activity's flat walking
+    records finds the bouts. The slower state is backward walking when the split explains the
+    walking much better than one state (``gain_min`` nats), its speed is ``ratio_lo``-``ratio_hi``
+    x the faster one's, each state holds >= ``min_share`` of the walking time, the faster holds
+    >= 90 s in bouts >= 30 s (not a few transition records after running), its median HR is no
+    more than ``hr_margin`` bpm below the faster one's (a forward walker who slows down lowers
+    HR; backward walking costs more: +19 bpm at 1.34 m/s, Williford 1998), and its residual is >= ``dr_min`` above the faster one's, or >= ``dr_floor``
+    with residual / dr_min + HR difference / ``hr_scale`` >= 1 (a pod over-reading backward speed
+    hides part of the step shortening, not the HR rise). Without cadence (< 10 % of the walking
+    records) the split runs on speed alone and needs the slower state's HR >= ``nocad_hr`` bpm
+    above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. Only on a track
+    or a treadmill (``venue_ok``): on roads, real runs in the corpus hold slow walking at two
+    paces that looks the same (a stroll's cadence falls less than the walking locus says).
     ``prm``: min_total_s, w, switch, dr_min, ratio_lo, ratio_hi, min_share, min_bout_s,
-    hr_margin, gain_min, max_grade. Returns the mask of records to relabel as backward walking.
+    hr_margin, gain_min, max_grade, nocad_hr, dr_floor, hr_scale. Returns the mask of records to
+    relabel as backward walking.
     """
     min_total, w, switch, dr_min, ratio_lo, ratio_hi = prm[0], prm[1], prm[2], prm[3], prm[4], prm[5]
     min_share, min_bout, hr_margin, gain_min, max_grade = prm[6], prm[7], prm[8], prm[9], prm[10]
+    nocad_hr, dr_floor, hr_scale = prm[11], prm[12], prm[13]
     FW, BW = 1, 2
     flag = np.zeros(path.size, np.bool_)
     for g in range(starts.size):
         if not venue_ok[g]:
             continue
         a, b = starts[g], ends[g]
+        # without cadence (< 10 % of the walking records have it) only speed splits the walking
+        # and HR must say which state costs more
+        n_walk = 0
+        n_cad = 0
+        for i in range(a, b):
+            if (path[i] == FW or path[i] == BW) and v[i] == v[i] and 0.4 <= v[i] < 2.0:
+                n_walk += 1
+                if c[i] == c[i]:
+                    n_cad += 1
+        no_cad = n_cad < 0.1 * n_walk
         sel = np.zeros(b - a, np.bool_)
         tot = 0.0
         for i in range(a, b):
-            ok = ((path[i] == FW or path[i] == BW) and r_walk[i] == r_walk[i] and v[i] == v[i]
-                  and 0.4 <= v[i] < 2.0 and c[i] < 135.0 and not abs(grade[i]) >= max_grade)
+            ok = ((path[i] == FW or path[i] == BW) and v[i] == v[i] and 0.4 <= v[i] < 2.0
+                  and not abs(grade[i]) >= max_grade
+                  and (no_cad or (r_walk[i] == r_walk[i] and c[i] < 135.0)))
             sel[i - a] = ok
             if ok:
                 tot += dt[i]
@@ -1540,7 +1555,7 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
             continue
         idx = np.flatnonzero(sel) + a
         n = idx.size
-        x = r_walk[idx]
+        x = np.zeros(n) if no_cad else r_walk[idx]
         y = np.log(v[idx])
         tt = t[idx]
         # one state
@@ -1566,7 +1581,7 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
             if lab[i] == slow:
                 t_slow += dt[idx[i]]
         share = t_slow / tot
-        if not (dr >= dr_min and ratio_lo <= ratio <= ratio_hi and min_share <= share <= 1.0 - min_share):
+        if not (ratio_lo <= ratio <= ratio_hi and min_share <= share <= 1.0 - min_share):
             continue
         if _bout_time(lab, tt, fast, 30.0) < 90.0:
             continue
@@ -1574,9 +1589,19 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
         h_ok = ~np.isnan(hs)
         m_slow = h_ok & (lab == slow)
         m_fast = h_ok & (lab == fast)
+        d_hr = NAN
         if m_slow.sum() >= 30 and m_fast.sum() >= 30:
-            if np.median(hs[m_slow]) < np.median(hs[m_fast]) - hr_margin:
+            d_hr = np.median(hs[m_slow]) - np.median(hs[m_fast])
+            if d_hr < -hr_margin:
                 continue
+        if no_cad:
+            # speed alone: the slower state must cost clearly more
+            if not d_hr >= nocad_hr:
+                continue
+        elif not (dr >= dr_min or (dr >= dr_floor and d_hr == d_hr and dr / dr_min + d_hr / hr_scale >= 1.0)):
+            # a smaller step shortening counts where HR rises with it (a belt's pod may
+            # over-read backward speed and hide part of the shortening)
+            continue
         # bouts of the slower state (records contiguous in time) long enough to count
         i = 0
         while i < n:
