@@ -26,6 +26,21 @@ def _backward_seconds(res, truth) -> tuple[int, int, int]:
     return int((pred & true).sum()), int((pred & ~true).sum()), int((~pred & true).sum())
 
 
+def _pooled(kind: str, seeds, athlete: Athlete | None = None, prepare=None, **kw):
+    """(true positives, false positives, false negatives) in records of backward, pooled over one
+    session per seed, and each session's backward segments. ``prepare(df, truth)`` may alter the
+    records before they are classified."""
+    tp = fp = fn = 0
+    backs = []
+    for s in seeds:
+        df, truth = session(kind, s, athlete=athlete, **kw)
+        res = classify(prepare(df, truth) if prepare else df)
+        t, f, n = _backward_seconds(res, truth)
+        tp, fp, fn = tp + t, fp + f, fn + n
+        backs.append(res.segments.filter(pl.col("direction") == "backward"))
+    return tp, fp, fn, backs
+
+
 def _fp_per_hour(kind: str, seeds, **kw) -> float:
     fp = moving = 0
     for s in seeds:
@@ -38,11 +53,7 @@ def _fp_per_hour(kind: str, seeds, **kw) -> float:
 
 
 def test_backward_track_intervals_are_found():
-    tp = fp = fn = 0
-    for seed in (1, 2, 3):
-        df, truth = session("track_intervals", seed, athlete=CLEAR)
-        t, f, n = _backward_seconds(classify(df), truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
+    tp, fp, fn, _ = _pooled("track_intervals", (1, 2, 3), CLEAR)
     assert tp / (tp + fn) >= 0.85
     assert tp / (tp + fp) >= 0.9
 
@@ -347,13 +358,8 @@ def test_cadence_in_strides_per_minute_is_recognised_and_said():
 
 
 def test_backward_running_without_cadence_shows_as_a_speed_drop_at_a_raised_hr():
-    tp = fn = fp = 0
-    for s in (300, 301, 302):
-        df, truth = session("long_backward", s, athlete=CLEAR, drop_cadence=True)
-        res = classify(df)
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    tp, fp, fn, backs = _pooled("long_backward", (300, 301, 302), CLEAR, drop_cadence=True)
+    for back in backs:
         assert (back["confidence"] <= 0.6).all()   # capped: speed and HR only
     assert tp / (tp + fn) >= 0.4
     assert fp <= 0.05 * (tp + fp)
@@ -363,13 +369,8 @@ def test_a_backward_run_without_cadence_in_the_walk_run_speed_band_is_found_by_i
     """A slow athlete's backward run at ~1.9 m/s without cadence decodes as forward walking and
     running by speed; HR staying at the fast running's level across 20-30 minutes says backward."""
     slow = Athlete(run_speed=2.5, run_cadence=160, beta=0.12, br_speed_ratio=0.76, br_cadence_ratio=1.0)
-    tp = fn = fp = 0
-    for s in (310, 311):
-        df, truth = session("long_backward", s, athlete=slow, drop_cadence=True)
-        res = classify(df)
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    tp, fp, fn, backs = _pooled("long_backward", (310, 311), slow, drop_cadence=True)
+    for back in backs:
         assert back.height and (back["confidence"] <= 0.6).all()
         assert back["evidence"].str.contains("much slower than today's fast running at the same HR;").any()
     assert tp / (tp + fn) >= 0.9
@@ -496,13 +497,8 @@ AMBIGUOUS = Athlete(run_speed=3.1, run_cadence=166, beta=0.10, br_speed_ratio=0.
 def test_long_slower_run_at_the_same_hr_and_cadence_is_backward_with_modest_confidence():
     """Backward at its own pace costs about what easy forward running does: HR stays while speed
     drops ~28 %, which a forward runner slowing down would not show."""
-    tp = fn = fp = 0
-    for s in (500, 501, 502):
-        df, truth = session("long_backward", s, athlete=AMBIGUOUS)
-        res = classify(df)
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    tp, fp, fn, backs = _pooled("long_backward", (500, 501, 502), AMBIGUOUS)
+    for back in backs:
         assert back.height and (back["confidence"] <= 0.6).all()
         assert any("same HR and cadence" in e for e in back["evidence"])
     assert tp / (tp + fn) >= 0.7
@@ -587,13 +583,9 @@ def _with_walking_surcharge(df: pl.DataFrame, truth: pl.DataFrame, bpm: float) -
 def test_outdoor_backward_walking_reps_with_close_cadence_and_a_raised_hr_are_found():
     """Shorter steps and a higher HR than the forward walking line, together, in flat outdoor
     walking: backward walking the cadence alone could not split off."""
-    tp = fp = fn = 0
-    for s in (800, 801, 802):
-        df, truth = session("backward_walk_track", s, athlete=CLOSE_WALKER)
-        res = classify(_with_walking_surcharge(df, truth, 15.0))
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    tp, fp, fn, backs = _pooled("backward_walk_track", (800, 801, 802), CLOSE_WALKER,
+                                lambda df, truth: _with_walking_surcharge(df, truth, 15.0))
+    for back in backs:
         assert (back["gait"] == "walk").all() and (back["confidence"] <= 0.75).all()
         effort = back.filter(pl.col("evidence").str.contains("higher HR than today's forward walking"))
         assert effort.height and (effort["confidence"] <= 0.6).all()
@@ -638,13 +630,8 @@ def _on_a_road(df: pl.DataFrame, seed: int) -> pl.DataFrame:
 def test_track_walking_reps_at_a_slower_shorter_stepped_pace_are_found_without_an_hr_step():
     """Bouts at 0.75x the forward walking speed and 0.95x its cadence, between forward walks on a
     track: per record the residual is within the noise, over whole bouts the two paces split."""
-    tp = fp = fn = 0
-    for s in (800, 801, 802):
-        df, truth = session("backward_walk_track", s, athlete=SPLIT_WALKER)
-        res = classify(df)
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    tp, fp, fn, backs = _pooled("backward_walk_track", (800, 801, 802), SPLIT_WALKER)
+    for back in backs:
         assert (back["gait"] == "walk").all() and (back["confidence"] <= 0.75).all()
         assert any("slower pace with shorter steps" in e for e in back["evidence"])
     assert tp / (tp + fn) >= 0.85   # 0.57 before the split (per-record evidence alone)
@@ -669,14 +656,10 @@ def test_two_paced_walking_on_a_road_is_not_split():
 def test_track_walking_reps_without_cadence_are_split_by_speed_only_where_hr_rises():
     """Without cadence only the slower pace and a higher HR at it say backward; a slower pace at
     the forward HR stays forward."""
-    tp = fn = fp = 0
-    for s in (800, 801, 802):
-        df, truth = session("backward_walk_track", s, athlete=SPLIT_WALKER, drop_cadence=True)
-        assert _backward_seconds(classify(df), truth)[0] == 0
-        res = classify(_with_walking_surcharge(df, truth, 15.0))
-        t, f, n = _backward_seconds(res, truth)
-        tp, fp, fn = tp + t, fp + f, fn + n
-        back = res.segments.filter(pl.col("direction") == "backward")
+    assert _pooled("backward_walk_track", (800, 801, 802), SPLIT_WALKER, drop_cadence=True)[0] == 0
+    tp, fp, fn, backs = _pooled("backward_walk_track", (800, 801, 802), SPLIT_WALKER,
+                                lambda df, truth: _with_walking_surcharge(df, truth, 15.0), drop_cadence=True)
+    for back in backs:
         assert (back["confidence"] <= 0.6).all()
     assert tp / (tp + fn) >= 0.7
     assert fp <= 0.1 * (tp + fp)

@@ -54,9 +54,6 @@ WALK_EFFORT_CONFIDENCE = 0.6
 # state, its residual >= +0.06, or >= +0.03 with residual / 0.06 + HR difference / 10 bpm >= 1;
 # without cadence HR >= 3 bpm higher; bouts >= 45 s, |grade| < 3 %
 WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03, 3.0, 0.03, 10.0])
-# a walk-split bout gets the walking-direction cap (with cadence; without it the no-cadence cap):
-# 0.975 of its seconds were backward on dev seeds 5-9 (ACCURACY.md), but a slow stroll on a real
-# track is not simulated
 RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
 
 SEGMENT_SCHEMA = pl.Schema({
@@ -302,6 +299,9 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     conf = np.where(stt == S, p_gait, np.minimum(p_dir, cap) * p_gait)
     conf = np.where(agg["same_effort"].to_numpy(), SAME_EFFORT_CONFIDENCE, conf)
     conf = np.where(agg["walk_effort"].to_numpy(), WALK_EFFORT_CONFIDENCE, conf)
+    # a walk-split bout gets the walking-direction cap (without cadence the no-cadence cap): 0.975
+    # of its seconds were backward on dev seeds 5-9 (ACCURACY.md), but no slow stroll at two paces
+    # on a real track is simulated
     conf = np.where(agg["walk_split"].to_numpy(), np.where(has_c < 0.5, CAP_NO_CADENCE["backward"],
                                                            CAP_WALK_DIRECTION["backward"]), conf)
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]

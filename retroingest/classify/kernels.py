@@ -1479,10 +1479,13 @@ def _two_state_path(x, y, tt, w, switch, sx_floor, sy_floor, lab):
 
 
 @njit(**_JIT)
-def _bout_time(lab, tt, k, min_s):
-    """Seconds spent in runs of state ``k`` (records contiguous in time) lasting >= min_s."""
+def _state_bouts(lab, tt, k):
+    """First and last index (inclusive) of each run of state ``k`` whose records are contiguous
+    in time (no gap > 10 s, as ``_two_state_path`` reads them)."""
     n = lab.size
-    out = 0.0
+    first = np.empty(n, np.int64)
+    last = np.empty(n, np.int64)
+    m = 0
     i = 0
     while i < n:
         if lab[i] != k:
@@ -1491,10 +1494,10 @@ def _bout_time(lab, tt, k, min_s):
         j = i
         while j + 1 < n and lab[j + 1] == k and tt[j + 1] - tt[j] <= 10.0:
             j += 1
-        if tt[j] - tt[i] >= min_s:
-            out += tt[j] - tt[i]
+        first[m], last[m] = i, j
+        m += 1
         i = j + 1
-    return out
+    return first[:m], last[:m]
 
 
 @njit(**_JIT)
@@ -1512,9 +1515,10 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
     x the faster one's, each state holds >= ``min_share`` of the walking time, the faster holds
     >= 90 s in bouts >= 30 s (not a few transition records after running), its median HR is no
     more than ``hr_margin`` bpm below the faster one's (a forward walker who slows down lowers
-    HR; backward walking costs more: +19 bpm at 1.34 m/s, Williford 1998), and its residual is >= ``dr_min`` above the faster one's, or >= ``dr_floor``
-    with residual / dr_min + HR difference / ``hr_scale`` >= 1 (a pod over-reading backward speed
-    hides part of the step shortening, not the HR rise). Without cadence (< 10 % of the walking
+    HR; backward walking costs more: +19 bpm at 1.34 m/s, Williford 1998), and its residual is
+    >= ``dr_min`` above the faster one's, or >= ``dr_floor`` with residual / dr_min + HR
+    difference / ``hr_scale`` >= 1 (a pod over-reading backward speed hides part of the step
+    shortening, not the HR rise). Without cadence (< 10 % of the walking
     records) the split runs on speed alone and needs the slower state's HR >= ``nocad_hr`` bpm
     above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. Only on a track
     or a treadmill (``venue_ok``): on roads, real runs in the corpus hold slow walking at two
@@ -1532,21 +1536,19 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
         if not venue_ok[g]:
             continue
         a, b = starts[g], ends[g]
-        # without cadence (< 10 % of the walking records have it) only speed splits the walking
-        # and HR must say which state costs more
-        n_walk = 0
+        walking = np.zeros(b - a, np.bool_)
         n_cad = 0
         for i in range(a, b):
-            if (path[i] == FW or path[i] == BW) and v[i] == v[i] and 0.4 <= v[i] < 2.0:
-                n_walk += 1
-                if c[i] == c[i]:
-                    n_cad += 1
-        no_cad = n_cad < 0.1 * n_walk
+            walking[i - a] = (path[i] == FW or path[i] == BW) and v[i] == v[i] and 0.4 <= v[i] < 2.0
+            if walking[i - a] and c[i] == c[i]:
+                n_cad += 1
+        # without cadence (< 10 % of the walking records have it) only speed splits the walking
+        # and HR must say which state costs more
+        no_cad = n_cad < 0.1 * walking.sum()
         sel = np.zeros(b - a, np.bool_)
         tot = 0.0
         for i in range(a, b):
-            ok = ((path[i] == FW or path[i] == BW) and v[i] == v[i] and 0.4 <= v[i] < 2.0
-                  and not abs(grade[i]) >= max_grade
+            ok = (walking[i - a] and not abs(grade[i]) >= max_grade
                   and (no_cad or (r_walk[i] == r_walk[i] and c[i] < 135.0)))
             sel[i - a] = ok
             if ok:
@@ -1583,7 +1585,9 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
         share = t_slow / tot
         if not (ratio_lo <= ratio <= ratio_hi and min_share <= share <= 1.0 - min_share):
             continue
-        if _bout_time(lab, tt, fast, 30.0) < 90.0:
+        first, last = _state_bouts(lab, tt, fast)
+        dur = tt[last] - tt[first]
+        if dur[dur >= 30.0].sum() < 90.0:
             continue
         hs = hr[idx]
         h_ok = ~np.isnan(hs)
@@ -1602,17 +1606,10 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
             # a smaller step shortening counts where HR rises with it (a belt's pod may
             # over-read backward speed and hide part of the shortening)
             continue
-        # bouts of the slower state (records contiguous in time) long enough to count
-        i = 0
-        while i < n:
-            if lab[i] != slow:
-                i += 1
-                continue
-            j = i
-            while j + 1 < n and lab[j + 1] == slow and tt[j + 1] - tt[j] <= 10.0:
-                j += 1
-            if tt[j] - tt[i] >= min_bout:
-                for k in range(idx[i], idx[j] + 1):
+        # bouts of the slower state long enough to count
+        first, last = _state_bouts(lab, tt, slow)
+        for q in range(first.size):
+            if tt[last[q]] - tt[first[q]] >= min_bout:
+                for k in range(idx[first[q]], idx[last[q]] + 1):
                     flag[k] = path[k] == FW or path[k] == BW
-            i = j + 1
     return flag
