@@ -133,6 +133,29 @@ def test_summary_counts_seconds_recall_by_gait_and_false_positive_rate():
     assert "backward per-second F1" in text and "| negative |" not in text
 
 
+def test_bouts_are_grouped_by_the_evidence_the_file_holds():
+    from retroingest.evaluate import by_evidence
+
+    clear = {"has_cadence": True, "has_hr": True, "run_cadence_excess": 0.12, "walk_cadence_excess": 0.02,
+             "run_hr_surcharge_bpm": 20.0, "walk_hr_surcharge_bpm": 5.0}
+    a = _scored("a", "backward", [(100, 400), (1000, 1200)], [(100, 400)], walk_spans=[(1000, 1200)])
+    a.info |= clear
+    b = _scored("b", "backward", [(100, 160)], [(100, 140)])
+    b.info |= clear | {"has_cadence": False}
+    old = _scored("c", "backward", [(100, 200)], [])                  # a set simulated before the columns
+    neg = _scored("n", "negative", [], [(0, 100)])
+    rows = by_evidence([a, b, old, neg])
+    assert rows["run: cadence +7 % or more, HR +10 bpm or more"] == {
+        "events_true": 1, "events_found": 1, "backward_s": 300, "found_s": 300, "event_recall": 1.0, "recall": 1.0}
+    walk = rows["walk: cadence under +7 %, HR under +10 bpm"]
+    assert (walk["events_found"], walk["recall"]) == (0, 0.0)
+    assert rows["run: no cadence, HR +10 bpm or more"]["recall"] == pytest.approx(40 / 60)
+    assert rows["run: unknown"]["events_true"] == 1
+    assert len(rows) == 4                                             # negatives hold no bouts
+    assert "| walk: cadence under +7 %, HR under +10 bpm | 0/1 |" in format_report(
+        build_report(HELD_OUT_SEED, 4, [a, b, old, neg], None, []))
+
+
 def test_dev_seeds_are_refused_unless_allowed(tmp_path):
     from retroingest.evaluate import evaluate
 

@@ -225,6 +225,25 @@ def test_backward_running_costs_more_heart_rate_at_the_same_speed():
     assert bwd - fwd == pytest.approx(a.br_hr_surcharge, abs=4)
 
 
+def test_cadence_excess_is_what_the_rendered_cadence_shows_at_the_same_speed():
+    for seed in (3, 6, 9):
+        a = draw_athlete(np.random.default_rng(seed), 0)
+        for gait, v in (("run", a.br_speed), ("walk", a.bw_speed)):
+            r = _render([Phase(gait, "forward", 600, v), Phase(gait, "backward", 600, v)], a)
+            shown = np.log(np.median(r.cadence_spm[700:1150]) / np.median(r.cadence_spm[100:550]))
+            assert shown == pytest.approx(a.cadence_excess(gait), abs=0.02), (seed, gait)
+
+
+def test_manifest_states_each_athletes_backward_evidence(sim):
+    out, files = sim
+    m = read_manifest(out / MANIFEST)
+    for gait in ("run", "walk"):
+        assert m[f"{gait}_cadence_excess"].is_finite().all()
+        # the simulator's ranges (athletes.py): backward cadence is never far below forward
+        assert (m[f"{gait}_cadence_excess"] > -0.1).all() and (m[f"{gait}_cadence_excess"] < 0.5).all()
+        assert m[f"{gait}_hr_surcharge_bpm"].is_between(3, 36).all()
+
+
 def test_heart_rate_lags_behind_a_change_of_effort():
     a = draw_athlete(np.random.default_rng(4), 0)
     r = _render([Phase("stationary", "", 300, 0.0), Phase("run", "forward", 600, a.fr_speed)], a)

@@ -85,6 +85,13 @@ class Athlete:
             return self.fw_cadence * (speed / self.fw_speed) ** self.walk_cad_exp
         return np.zeros_like(speed)
 
+    def cadence_excess(self, gait: str) -> float:
+        """log(backward cadence / forward cadence at the same speed), at this athlete's own
+        backward speed: how far the backward gait sits off the forward cadence locus. The
+        accuracy harness groups bouts by it (a few per cent is inside per-record noise)."""
+        v = np.array([self.br_speed if gait == "run" else self.bw_speed])
+        return float(np.log(self.cadence_spm(gait, "backward", v)[0] / self.cadence_spm(gait, "forward", v)[0]))
+
     @property
     def br_speed(self) -> float:
         return self.fr_speed * self.br_speed_ratio

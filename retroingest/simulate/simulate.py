@@ -28,6 +28,8 @@ MANIFEST_COLUMNS = (
     # extras beyond the brief's list
     "kind", "sport", "sub_sport", "venue", "weight_in_file", "has_dynamics", "utc_offset_s",
     "start_time", "n_seconds", "n_records", "backward_s", "manual_laps", "hr_cadence_lock", "truth",
+    # the athlete's backward gait against the forward one (what the data can show at best)
+    "run_cadence_excess", "walk_cadence_excess", "run_hr_surcharge_bpm", "walk_hr_surcharge_bpm",
 )
 
 
@@ -61,6 +63,10 @@ class SimulatedFile:
     backward_s: int
     manual_laps: bool = True
     hr_cadence_lock: bool = False
+    run_cadence_excess: float = float("nan")     # Athlete.cadence_excess("run")
+    walk_cadence_excess: float = float("nan")
+    run_hr_surcharge_bpm: float = float("nan")   # extra steady HR backward at the same speed
+    walk_hr_surcharge_bpm: float = float("nan")
 
 
 def truth_frame(r: Rendered, t0: dt.datetime) -> pl.DataFrame:
@@ -179,6 +185,10 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
             utc_offset_s=athlete.utc_offset_s, start_time=t0, n_seconds=r.n, n_records=n_rec,
             backward_s=int((r.direction == 2).sum()), manual_laps=session.manual_laps,
             hr_cadence_lock=cfg.hr_lock is not None,
+            run_cadence_excess=round(athlete.cadence_excess("run"), 4),
+            walk_cadence_excess=round(athlete.cadence_excess("walk"), 4),
+            run_hr_surcharge_bpm=round(athlete.br_hr_surcharge, 2),
+            walk_hr_surcharge_bpm=round(athlete.bw_hr_surcharge, 2),
         ))
     write_manifest(out_dir / MANIFEST, files)
     return files
