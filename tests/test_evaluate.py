@@ -182,6 +182,18 @@ def test_smoke_real_pipeline_on_three_simulated_files(tmp_path):
     assert "backward per-second F1" in format_report(rep)
 
 
+def test_without_a_workdir_the_simulated_set_is_removed_afterwards(tmp_path, monkeypatch):
+    import tempfile
+
+    from retroingest.evaluate import evaluate
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rep = evaluate(seed=32, n=1, corpus=None, allow_dev_seed=True)
+    assert rep.overall["n_activities"] == 1
+    assert list(tmp_path.iterdir()) == []
+    assert "temporary directory (removed" in " ".join(rep.notes)
+
+
 def test_confidence_calibration_bins_share_correct():
     from retroingest.evaluate import raster_values, reliability
 
