@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.3"
+CLASSIFIER_VERSION = "retroingest-classify 0.4"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -48,11 +48,13 @@ SAME_EFFORT_CONFIDENCE = 0.6   # HR and speed only, against cadence (measured: d
 WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
 WALK_EFFORT_CONFIDENCE = 0.6
 # walking at two alternating paces, the slower with shorter steps (kernels.walk_split), on a track or
-# a treadmill only: >= 300 s of flat walking, 0.25 nats weight per record, 6 nats per switch, split
+# a treadmill, or in a walk (running < WALK_ONLY_RUN_SHARE of the moving records) where HR must also
+# rise >= 3 bpm at the slower pace: >= 300 s of flat walking, 0.25 nats weight per record, 6 nats per switch, split
 # gain >= 30 nats, speed 0.5-0.8x (Laufer 2005: 0.6-0.75x), each state >= 10 % of the walking, the
 # faster >= 90 s in bouts >= 30 s, median HR no more than 2 bpm lower in the slower
 # state, its residual >= +0.06, or >= +0.03 with residual / 0.06 + HR difference / 10 bpm >= 1;
 # without cadence HR >= 3 bpm higher; bouts >= 45 s, |grade| < 3 %
+WALK_ONLY_RUN_SHARE = 0.05
 WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03, 3.0, 0.03, 10.0])
 RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
 
@@ -122,7 +124,11 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     same = _same_effort(path, f, bls)
     path = np.where(same, np.int8(BR), path).astype(path.dtype)
     walk_eff = _walk_effort(path, f, em, ctx, models)
-    split = _walk_split(path, f, em, special) & ~walk_eff
+    # a walk (running under 5 % of the moving records) may be split anywhere: inside runs, walking
+    # after running is slower at a raised HR, which is what the split looks for
+    moving = _activity_share(path != S, f)
+    walk_only = _activity_share((path == FR) | (path == BR), f) < WALK_ONLY_RUN_SHARE * np.maximum(moving, 1e-9)
+    split = _walk_split(path, f, em, np.where(special, 1, np.where(walk_only, 2, 0)).astype(np.int8)) & ~walk_eff
     path = np.where(walk_eff | split, np.int8(BW), path).astype(path.dtype)
     segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
@@ -232,13 +238,13 @@ def _walk_effort(path: np.ndarray, f: featmod.Features, em: model.Emissions, ctx
                                col("hr_a"), col("hr_b"), col("hr_c"), WALK_EFFORT)
 
 
-def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, special: np.ndarray) -> np.ndarray:
+def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, venue: np.ndarray) -> np.ndarray:
     """Records of walking bouts at a slower, shorter-stepped pace that alternates with the
     activity's forward walking (see ``kernels.walk_split``)."""
     a64 = np.ascontiguousarray
     return kernels.walk_split(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8), a64(f.t, float),
                               a64(f.v, float), a64(f.c, float), a64(em.r_walk, float), a64(f.hr, float),
-                              a64(f.grade, float), a64(f.dt, float), a64(special, bool), WALK_SPLIT)
+                              a64(f.grade, float), a64(f.dt, float), a64(venue, np.int8), WALK_SPLIT)
 
 
 def _sigmoid(x):

@@ -1501,7 +1501,7 @@ def _state_bouts(lab, tt, k):
 
 
 @njit(**_JIT)
-def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm):
+def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue, prm):
     """Walking that alternates between a faster pace and a slower one with shorter steps.
 
     Backward walking reps between forward walks (rehab bouts, walking reps on a track) leave two
@@ -1520,9 +1520,12 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
     difference / ``hr_scale`` >= 1 (a pod over-reading backward speed hides part of the step
     shortening, not the HR rise). Without cadence (< 10 % of the walking
     records) the split runs on speed alone and needs the slower state's HR >= ``nocad_hr`` bpm
-    above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. Only on a track
-    or a treadmill (``venue_ok``): on roads, real runs in the corpus hold slow walking at two
-    paces that looks the same (a stroll's cadence falls less than the walking locus says).
+    above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. ``venue`` per
+    activity: 0 = not tried (roads and trails of runs: real runs in the corpus hold slow walking
+    at two paces that looks the same), 1 = a track or a treadmill, 2 = a walk elsewhere, where
+    the slower state's HR must also be >= ``nocad_hr`` bpm above the faster one's (a stroller
+    who slows down lowers HR; a stroll's cadence may fall less than the walking locus says,
+    which looks like shorter steps).
     ``prm``: min_total_s, w, switch, dr_min, ratio_lo, ratio_hi, min_share, min_bout_s,
     hr_margin, gain_min, max_grade, nocad_hr, dr_floor, hr_scale. Returns the mask of records to
     relabel as backward walking.
@@ -1533,7 +1536,7 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
     FW, BW = 1, 2
     flag = np.zeros(path.size, np.bool_)
     for g in range(starts.size):
-        if not venue_ok[g]:
+        if venue[g] == 0:
             continue
         a, b = starts[g], ends[g]
         walking = np.zeros(b - a, np.bool_)
@@ -1598,8 +1601,8 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue_ok, prm
             d_hr = np.median(hs[m_slow]) - np.median(hs[m_fast])
             if d_hr < -hr_margin:
                 continue
-        if no_cad:
-            # speed alone: the slower state must cost clearly more
+        if no_cad or venue[g] == 2:
+            # speed alone, or a walk off the track: the slower state must cost clearly more
             if not d_hr >= nocad_hr:
                 continue
         elif not (dr >= dr_min or (dr >= dr_floor and d_hr == d_hr and dr / dr_min + d_hr / hr_scale >= 1.0)):
