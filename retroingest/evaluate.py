@@ -224,10 +224,11 @@ def _evidence_class(info: dict[str, Any], gait: str) -> str:
     excess, extra = info.get(f"{gait}_cadence_excess"), info.get(f"{gait}_hr_surcharge_bpm")
     if excess is None or extra is None or not (np.isfinite(excess) and np.isfinite(extra)):
         return "unknown"
+    c_lim, h_lim = f"+{CADENCE_VISIBLE * 100:.0f} %", f"+{HR_VISIBLE_BPM:.0f} bpm"
     cad = ("no cadence" if not info.get("has_cadence")
-           else f"cadence {'+7 % or more' if excess >= CADENCE_VISIBLE else 'under +7 %'}")
+           else f"cadence {c_lim + ' or more' if excess >= CADENCE_VISIBLE else 'under ' + c_lim}")
     hr = ("no HR" if not info.get("has_hr")
-          else f"HR {'+10 bpm or more' if extra >= HR_VISIBLE_BPM else 'under +10 bpm'}")
+          else f"HR {h_lim + ' or more' if extra >= HR_VISIBLE_BPM else 'under ' + h_lim}")
     return f"{cad}, {hr}"
 
 
