@@ -263,7 +263,7 @@ def classify(all_, activity_ids, warehouse_path, wait_s):
 @click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="real corpus for the forward-run false-positive rate [default: ../shared/corpus]")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="keep the simulated files and warehouses here [default: a temp dir]")
+              help="keep the simulated files and warehouses here [default: a temp dir, removed afterwards]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the full report as JSON")
 @click.option("--layout", type=click.Choice(["per_athlete", "shared"]), default="per_athlete", show_default=True,
