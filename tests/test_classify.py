@@ -656,7 +656,7 @@ def _split_evidence(res) -> bool:
 
 def test_a_walk_on_a_road_is_split_only_where_hr_rises_at_the_slower_pace():
     """Off the track a stroller who slows down may keep more cadence than the walking locus says;
-    the split then also needs the slower pace to cost more HR."""
+    the split then needs the slower pace to cost more HR (in place of the residual test)."""
     for seed in (800, 801, 802):
         df, _ = _road_walk(seed, 0.0)
         res = classify(df)

@@ -1522,10 +1522,10 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue, prm):
     records) the split runs on speed alone and needs the slower state's HR >= ``nocad_hr`` bpm
     above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. ``venue`` per
     activity: 0 = not tried (roads and trails of runs: real runs in the corpus hold slow walking
-    at two paces that looks the same), 1 = a track or a treadmill, 2 = a walk elsewhere, where
-    the slower state's HR must also be >= ``nocad_hr`` bpm above the faster one's (a stroller
-    who slows down lowers HR; a stroll's cadence may fall less than the walking locus says,
-    which looks like shorter steps).
+    at two paces that looks the same), 1 = a track or a treadmill, 2 = a walk elsewhere, judged
+    as without cadence: the slower state's HR >= ``nocad_hr`` bpm above the faster one's takes
+    the place of the step-shortening test (a stroller who slows down lowers HR; a stroll's
+    cadence may fall less than the walking locus says, which looks like shorter steps).
     ``prm``: min_total_s, w, switch, dr_min, ratio_lo, ratio_hi, min_share, min_bout_s,
     hr_margin, gain_min, max_grade, nocad_hr, dr_floor, hr_scale. Returns the mask of records to
     relabel as backward walking.
