@@ -673,6 +673,17 @@ def test_a_walk_on_a_road_is_split_only_where_hr_rises_at_the_slower_pace():
     assert fp <= 0.05 * (tp + fp)
 
 
+def test_a_road_walk_slower_at_a_raised_hr_without_shorter_steps_is_not_split():
+    """Off the track a slower pace at a higher HR is not enough: a walker whose steps shorten only
+    as the forward locus says (a stroller slowing down on a rise the altitude misses) stays forward."""
+    for seed in (800, 801, 802):
+        df, truth = session("backward_walk_track", seed, athlete=SLOW_FORWARD_WALKER)
+        df = _on_a_road(_with_walking_surcharge(df, truth, 15.0), seed)
+        res = classify(df)
+        assert (res.segments["context"] == "road").mean() > 0.5
+        assert not _split_evidence(res), seed
+
+
 def test_walking_after_a_run_on_a_road_is_not_split():
     """Inside a run, walking is slower at a raised HR (recovery) with steps that look short: real
     runs in the corpus hold such walking, so a road activity with running is not split."""

@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.4"
+CLASSIFIER_VERSION = "retroingest-classify 0.4.1"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -49,7 +49,7 @@ WALK_EFFORT = np.array([40.0, 0.08, 10.0, 60.0, 0.03, 0.9, 5.0, 0.0, 2.0, 3.0])
 WALK_EFFORT_CONFIDENCE = 0.6
 # walking at two alternating paces, the slower with shorter steps (kernels.walk_split), on a track or
 # a treadmill, or in a walk (running < WALK_ONLY_RUN_SHARE of the moving records), where HR >= 3 bpm
-# higher at the slower pace takes the place of the residual test: >= 300 s of flat walking, 0.25 nats weight per record, 6 nats per switch, split
+# higher at the slower pace is needed as well as the residual test: >= 300 s of flat walking, 0.25 nats weight per record, 6 nats per switch, split
 # gain >= 30 nats, speed 0.5-0.8x (Laufer 2005: 0.6-0.75x), each state >= 10 % of the walking, the
 # faster >= 90 s in bouts >= 30 s, median HR no more than 2 bpm lower in the slower
 # state, its residual >= +0.06, or >= +0.03 with residual / 0.06 + HR difference / 10 bpm >= 1;

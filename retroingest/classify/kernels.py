@@ -1522,10 +1522,10 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue, prm):
     records) the split runs on speed alone and needs the slower state's HR >= ``nocad_hr`` bpm
     above the faster one's. Bouts shorter than ``min_bout_s`` are left alone. ``venue`` per
     activity: 0 = not tried (roads and trails of runs: real runs in the corpus hold slow walking
-    at two paces that looks the same), 1 = a track or a treadmill, 2 = a walk elsewhere, judged
-    as without cadence: the slower state's HR >= ``nocad_hr`` bpm above the faster one's takes
-    the place of the step-shortening test (a stroller who slows down lowers HR; a stroll's
-    cadence may fall less than the walking locus says, which looks like shorter steps).
+    at two paces that looks the same), 1 = a track or a treadmill, 2 = a walk elsewhere, where
+    the slower state's HR must also be >= ``nocad_hr`` bpm above the faster one's, on top of the
+    step-shortening test (a stroll's cadence may fall less than the walking locus says, which
+    looks like shorter steps, and a walker slowing on an unseen rise raises HR with forward steps).
     ``prm``: min_total_s, w, switch, dr_min, ratio_lo, ratio_hi, min_share, min_bout_s,
     hr_margin, gain_min, max_grade, nocad_hr, dr_floor, hr_scale. Returns the mask of records to
     relabel as backward walking.
@@ -1601,11 +1601,10 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue, prm):
             d_hr = np.median(hs[m_slow]) - np.median(hs[m_fast])
             if d_hr < -hr_margin:
                 continue
-        if no_cad or venue[g] == 2:
+        if (no_cad or venue[g] == 2) and not d_hr >= nocad_hr:
             # speed alone, or a walk off the track: the slower state must cost clearly more
-            if not d_hr >= nocad_hr:
-                continue
-        elif not (dr >= dr_min or (dr >= dr_floor and d_hr == d_hr and dr / dr_min + d_hr / hr_scale >= 1.0)):
+            continue
+        if not no_cad and not (dr >= dr_min or (dr >= dr_floor and d_hr == d_hr and dr / dr_min + d_hr / hr_scale >= 1.0)):
             # a smaller step shortening counts where HR rises with it (a belt's pod may
             # over-read backward speed and hide part of the shortening)
             continue
