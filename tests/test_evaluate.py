@@ -156,6 +156,26 @@ def test_bouts_are_grouped_by_the_evidence_the_file_holds():
         build_report(HELD_OUT_SEED, 4, [a, b, old, neg], None, []))
 
 
+def test_files_that_lost_the_most_backward_seconds_are_listed_worst_first():
+    from retroingest.evaluate import most_missed
+
+    a = _scored("a", "backward", [(100, 400)], [(100, 350)])              # 50 s missed, called running
+    b = _scored("b", "backward", [(100, 400), (500, 600)], [(100, 200)], walk_spans=[(100, 400)])
+    b.pred_gait[200:400] = 0                                              # 200 s missed as standing
+    b.info |= {"has_cadence": True, "has_hr": False, "walk_cadence_excess": 0.02, "walk_hr_surcharge_bpm": 5.0}
+    c = _scored("c", "backward", [(100, 400)], [(100, 400)])              # nothing missed
+    neg = _scored("n", "negative", [], [(0, 100)])
+    rows = most_missed([a, b, c, neg])
+    assert [r["file"] for r in rows] == ["b", "a"]
+    assert rows[0] == {"file": "b", "scenario": "b", "missed_s": 300, "backward_s": 400, "events_true": 2,
+                       "events_found": 0, "gait": "walk", "evidence": "cadence under +7 %, no HR",
+                       "called": "stationary"}
+    assert (rows[1]["missed_s"], rows[1]["events_found"], rows[1]["called"]) == (50, 1, "run forward")
+    assert most_missed([a, b], k=1)[0]["file"] == "b"
+    text = format_report(build_report(HELD_OUT_SEED, 4, [a, b, c, neg], None, []))
+    assert "| b | b | 300/400 | 0/2 | walk: cadence under +7 %, no HR | stationary |" in text
+
+
 def test_dev_seeds_are_refused_unless_allowed(tmp_path):
     from retroingest.evaluate import evaluate
 
