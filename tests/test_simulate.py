@@ -208,8 +208,8 @@ def test_fit_cadence_is_quantised_to_whole_or_fractional_strides(decoded):
         assert np.allclose(strides * 128, np.round(strides * 128))      # 1/128 stride steps
 
 
-def _render(phases, a, seed=0, venue="road"):
-    s = Session("unit", "backward", venue, "running", "generic", phases=phases)
+def _render(phases, a, seed=0, venue="road", hr_day_offset_bpm=0.0):
+    s = Session("unit", "backward", venue, "running", "generic", phases=phases, hr_day_offset_bpm=hr_day_offset_bpm)
     cfg = DeviceConfig(fmt="fit", sampling="1s", has_gps=venue != "treadmill", has_hr=True, has_cadence=True,
                        has_dynamics=False, weight_in_file=True, auto_pause=False, gps_pos_sd_m=2.0,
                        gps_pos_tau_s=30, gps_speed_sd=0.1, gps_jitter_m=0.5, speed_lag_s=1, pod_calibration=1.0,
@@ -242,6 +242,23 @@ def test_manifest_states_each_athletes_backward_evidence(sim):
         # the simulator's ranges (athletes.py): backward cadence is never far below forward
         assert (m[f"{gait}_cadence_excess"] > -0.1).all() and (m[f"{gait}_cadence_excess"] < 0.5).all()
         assert m[f"{gait}_hr_surcharge_bpm"].is_between(3, 36).all()
+
+
+def test_a_day_with_a_higher_heart_rate_shifts_every_effort_by_the_same_beats():
+    a = draw_athlete(np.random.default_rng(7), 0)
+    phases = [Phase("run", "forward", 600, a.fr_speed), Phase("walk", "forward", 300, a.fw_speed)]
+    usual, today = _render(phases, a), _render(phases, a, hr_day_offset_bpm=6.0)
+    assert np.median(today.hr[300:600] - usual.hr[300:600]) == pytest.approx(6.0, abs=0.1)
+    assert np.median(today.hr[800:900] - usual.hr[800:900]) == pytest.approx(6.0, abs=0.1)
+    assert np.array_equal(today.cadence_spm, usual.cadence_spm, equal_nan=True)
+
+
+def test_manifest_states_each_sessions_heart_rate_day_offset(sim):
+    out, files = sim
+    m = read_manifest(out / MANIFEST)
+    off = m["hr_day_offset_bpm"]
+    assert off.is_between(-9, 9).all() and off.n_unique() == m.height   # one draw per session
+    assert 1.0 < off.std() < 8.0
 
 
 def test_heart_rate_lags_behind_a_change_of_effort():

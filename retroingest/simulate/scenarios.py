@@ -46,6 +46,7 @@ class Session:
     phases: list[Phase] = field(default_factory=list)
     auto_lap_m: float | None = 1000.0
     manual_laps: bool = True      # False: the athlete never pressed lap (only auto-laps remain)
+    hr_day_offset_bpm: float = 0.0   # today's HR at any effort against the athlete's usual day
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:

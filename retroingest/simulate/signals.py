@@ -255,7 +255,7 @@ def render(session: Session, a: Athlete, cfg: DeviceConfig, rng: np.random.Gener
     vo2 = np.where(run, vo2_run, np.where(gait == 1, vo2_walk, 0.0))
     ref = 0.2 * a.fr_speed * 60
     stand_base = a.hr_rest + 10
-    hr_ss = stand_base + (a.hr_easy - stand_base) * vo2 / ref
+    hr_ss = stand_base + (a.hr_easy - stand_base) * vo2 / ref + session.hr_day_offset_bpm
     hr_ss += np.where(backward & run, a.br_hr_surcharge, 0.0) + np.where(backward & (gait == 1), a.bw_hr_surcharge, 0.0)
     hr_ss += np.cumsum(moving) / 60.0 * rng.uniform(0.05, 0.25)     # cardiac drift, bpm per moving minute
     hr_ss = np.minimum(hr_ss, a.hr_max)

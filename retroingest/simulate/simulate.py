@@ -30,7 +30,10 @@ MANIFEST_COLUMNS = (
     "start_time", "n_seconds", "n_records", "backward_s", "manual_laps", "hr_cadence_lock", "truth",
     # the athlete's backward gait against the forward one (what the data can show at best)
     "run_cadence_excess", "walk_cadence_excess", "run_hr_surcharge_bpm", "walk_hr_surcharge_bpm",
+    # today's HR against the athlete's usual one at the same effort
+    "hr_day_offset_bpm",
 )
+HR_DAY_SD_BPM = 4.0   # day-to-day SD of exercise HR at one effort (sources where it is drawn)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class SimulatedFile:
     walk_cadence_excess: float = float("nan")
     run_hr_surcharge_bpm: float = float("nan")   # extra steady HR backward at the same speed
     walk_hr_surcharge_bpm: float = float("nan")
+    hr_day_offset_bpm: float = 0.0
 
 
 def truth_frame(r: Rendered, t0: dt.datetime) -> pl.DataFrame:
@@ -160,6 +164,11 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
         # arm-swing (step) frequency as heart rate (a known wrist-HR artefact while running)
         if cfg.has_hr and extra.uniform() < 0.05:
             cfg.hr_lock = (float(extra.uniform(0.1, 0.8)), int(extra.integers(60, 300)))
+        # the same effort costs a few beats more or less from one day to the next: SD 1.1-1.4 %
+        # (~2 bpm) in the lab at the same time of day (Lamberts et al. 2004, JSCR 18:641), 2.0-6.7
+        # bpm between weekly tests (Taylor 1972, Med Sci Sports 4:14); outdoors (heat, sleep,
+        # caffeine) nearer the upper end
+        session.hr_day_offset_bpm = float(np.clip(extra.normal(0.0, HR_DAY_SD_BPM), -9.0, 9.0))
         if fmt == "gpx":
             if n_gpx < 2:   # the first two GPX files show both conventions, with cadence
                 cfg.gpx_cadence_convention = ("strides_per_min", "steps_per_min")[n_gpx]
@@ -189,6 +198,7 @@ def simulate(out_dir: Path, n: int, seed: int) -> list[SimulatedFile]:
             walk_cadence_excess=round(athlete.cadence_excess("walk"), 4),
             run_hr_surcharge_bpm=round(athlete.br_hr_surcharge, 2),
             walk_hr_surcharge_bpm=round(athlete.bw_hr_surcharge, 2),
+            hr_day_offset_bpm=round(session.hr_day_offset_bpm, 2),
         ))
     write_manifest(out_dir / MANIFEST, files)
     return files
