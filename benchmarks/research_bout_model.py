@@ -36,7 +36,7 @@ import polars as pl
 
 from retroingest import warehouse
 from retroingest.classify import context as ctxmod
-from retroingest.classify import core, store
+from retroingest.classify import core, kernels, store
 from retroingest.classify import features as featmod
 from retroingest.classify.baseline import POPULATION
 from retroingest.evaluate import bouts, raster, read_truth
@@ -45,15 +45,6 @@ from retroingest.simulate import read_manifest
 FEATURES = ("dur_s", "v_over_fast", "v_over_usual", "c_over_fast", "hr_minus_fast_bpm", "hr_rise_bpm",
             "v_cv", "slow_before", "slow_after", "context", "position", "running_share", "grade",
             "has_cadence", "has_hr")
-
-
-def _centred_mean(t: np.ndarray, x: np.ndarray, half_s: float) -> np.ndarray:
-    ok = ~np.isnan(x)
-    cs = np.concatenate([[0.0], np.cumsum(np.where(ok, x, 0.0))])
-    cn = np.concatenate([[0], np.cumsum(ok)])
-    lo, hi = np.searchsorted(t, t - half_s), np.searchsorted(t, t + half_s, side="right")
-    n = cn[hi] - cn[lo]
-    return np.where(n > 0, (cs[hi] - cs[lo]) / np.maximum(n, 1), np.nan)
 
 
 def _median(x: np.ndarray) -> float:
@@ -95,7 +86,7 @@ def candidates(db: Path, sim_dir: Path | None, tag: str) -> list[dict]:
             truth = tb[idx]
         t, v, c, hr, s = f.t[a:b], f.v[a:b], f.c[a:b], f.hr[a:b], state[a:b]
         running = (s == "run_forward") | (s == "run_backward")
-        vs = _centred_mean(t, v, 30.0)
+        vs = kernels._centred_mean(t, v, ~np.isnan(v), 30.0)
         long_run = np.zeros(s.size, bool)
         for p, q in bouts(running):
             if t[q - 1] - t[p] >= 120:
