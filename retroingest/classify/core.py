@@ -15,15 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from retroingest.classify import boutmodel, hmm, kernels, model
 from retroingest.classify import context as ctxmod
 from retroingest.classify import features as featmod
-from retroingest.classify import hmm, kernels, model
 from retroingest.classify.baseline import POPULATION, ActivityRef, Baseline
 from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.4.1"
+CLASSIFIER_VERSION = "retroingest-classify 0.5"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -57,6 +57,12 @@ WALK_EFFORT_CONFIDENCE = 0.6
 WALK_ONLY_RUN_SHARE = 0.05
 WALK_SPLIT = np.array([300.0, 0.25, 6.0, 0.06, 0.5, 0.8, 0.1, 45.0, 2.0, 30.0, 0.03, 3.0, 0.03, 10.0])
 RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much across it is a recovery
+# a stretch the learned bout model (boutmodel.py) turned backward: 0.86 of such seconds were truly
+# backward on validation seeds 20-24 (docs/ACCURACY.md, "The learned bout model"); set lower
+# because the model was trained on the simulator's sessions and its precision on real backward
+# sessions is unmeasured
+BOUT_MODEL_CONFIDENCE = 0.75
+SHIPPED = "shipped"   # ``classify(bout_model=SHIPPED)``: the model file in the package
 
 SEGMENT_SCHEMA = pl.Schema({
     "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
@@ -76,15 +82,20 @@ class Result:
     segments: pl.DataFrame
     states: pl.DataFrame      # activity_id, seq, state (model.STATES names)
     refs: list[ActivityRef]
+    # the learned bout model's candidates: activity_id, start/end_time, the features, p_backward
+    # (null when no model was used) and whether it turned the stretch backward
+    bouts: pl.DataFrame | None = None
 
 
 def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
-             baselines: dict[str, Baseline] | None = None, params: Params = PARAMS) -> Result:
+             baselines: dict[str, Baseline] | None = None, params: Params = PARAMS,
+             bout_model: boutmodel.BoutModel | str | None = SHIPPED) -> Result:
     """Classify records of one or more activities.
 
     ``records``: canonical columns (RECORD_SCHEMA) plus ``activity_id`` (absent: one activity, id 0).
     ``activities``: optional ``activity_id, sub_sport, athlete_id``; ``baselines``: athlete_id →
-    Baseline (missing athletes use the population prior).
+    Baseline (missing athletes use the population prior). ``bout_model``: the learned model's
+    trees (``SHIPPED``: the package's; None: the rules alone, as its training script needs).
     """
     if "activity_id" not in records.columns:
         records = records.with_columns(pl.lit(0, pl.Int64).alias("activity_id"))
@@ -130,14 +141,17 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     walk_only = _activity_share((path == FR) | (path == BR), f) < WALK_ONLY_RUN_SHARE * np.maximum(moving, 1e-9)
     split = _walk_split(path, f, em, np.where(special, 1, np.where(walk_only, 2, 0)).astype(np.int8)) & ~walk_eff
     path = np.where(walk_eff | split, np.int8(BW), path).astype(path.dtype)
-    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split)
+    bm = boutmodel.default() if isinstance(bout_model, str) and bout_model == SHIPPED else bout_model
+    learned_p, bouts = _bout_model(path, f, ctx, records["ts"], bm)
+    path = np.where(np.isfinite(learned_p), np.int8(BR), path).astype(path.dtype)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split, learned_p)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
         "seq": records["seq"] if "seq" in records.columns else np.arange(f.n, dtype=np.int32),
         "state": pl.Series(model.STATES, dtype=pl.String).gather(path),
     })
-    return Result(segs, states, refs)
+    return Result(segs, states, refs, bouts)
 
 
 def _activity_share(mask: np.ndarray, f: featmod.Features) -> np.ndarray:
@@ -247,6 +261,26 @@ def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, venu
                               a64(f.grade, float), a64(f.dt, float), a64(venue, np.int8), WALK_SPLIT)
 
 
+def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.Series,
+                bm: boutmodel.BoutModel | None) -> tuple[np.ndarray, pl.DataFrame]:
+    """Forward-running stretches the learned model calls backward (``boutmodel.py``).
+
+    Returns p(backward) per record on the stretches it turns backward (NaN elsewhere) and the
+    table of every candidate with its features and p.
+    """
+    cand = boutmodel.candidates(path, f, ctx)
+    p = bm.predict(cand.X) if bm is not None else np.full(cand.start.size, np.nan)
+    flip = bm.turned_backward(cand.X, p) if bm is not None else np.zeros(cand.start.size, bool)
+    learned_p = np.full(f.n, np.nan)
+    for a, b, pi in zip(cand.start[flip], cand.end[flip], p[flip]):   # per flipped stretch, not per record
+        learned_p[a:b] = pi
+    table = pl.DataFrame({"activity_id": f.activity_id[cand.start].astype(np.int64),
+                          "start_time": ts.gather(cand.start), "end_time": ts.gather(cand.end - 1),
+                          **{name: cand.X[:, i] for i, name in enumerate(boutmodel.FEATURES)},
+                          "p_backward": p, "turned_backward": flip}, nan_to_null=True)
+    return learned_p, table
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
@@ -254,7 +288,7 @@ def _sigmoid(x):
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
               models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray,
-              split: np.ndarray) -> pl.DataFrame:
+              split: np.ndarray, learned_p: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -281,6 +315,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "same_effort": np.add.reduceat(same.astype(float), st) / (en - st) > 0.5,
         "walk_effort": np.add.reduceat(walk_eff.astype(float), st) / (en - st) > 0.5,
         "walk_split": np.add.reduceat(split.astype(float), st) / (en - st) > 0.5,
+        "learned_p": np.fmax.reduceat(learned_p, st),
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -310,6 +345,8 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     # on a real track is simulated
     conf = np.where(agg["walk_split"].to_numpy(), np.where(has_c < 0.5, CAP_NO_CADENCE["backward"],
                                                            CAP_WALK_DIRECTION["backward"]), conf)
+    learned = agg["learned_p"].is_not_null().to_numpy() & (stt == BR)
+    conf = np.where(learned, np.minimum(BOUT_MODEL_CONFIDENCE, cap), conf)   # without cadence, the cap
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
     aid = ids[g]
     start_us = agg["start_time"].dt.epoch("us").to_numpy()
@@ -350,6 +387,9 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
         parts.append("shorter steps and a higher HR than today's forward walking")
     if row["walk_split"]:
         parts.append("a slower pace with shorter steps, in bouts between today's forward walking")
+    if row["learned_p"] is not None and row["state"] == BR:
+        parts.append(f"learned bout model over pace, HR and cadence against today's fast running, "
+                     f"trained on simulated sessions (p={row['learned_p']:.2f})")
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")

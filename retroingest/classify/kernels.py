@@ -1615,3 +1615,117 @@ def walk_split(starts, ends, path, t, v, c, r_walk, hr, grade, dt, venue, prm):
                 for k in range(idx[first[q]], idx[last[q]] + 1):
                     flag[k] = path[k] == FW or path[k] == BW
     return flag
+
+
+# --- candidates of the learned bout model (boutmodel.candidates) ----------------------------------
+
+BOUT_N_FEATURES = 14
+
+
+@njit(**_JIT)
+def _finite_median(x):
+    """Median of the non-NaN values of x (NaN when there are none)."""
+    buf = np.empty(x.size)
+    q = 0
+    for v in x:
+        if v == v:
+            buf[q] = v
+            q += 1
+    return np.median(buf[:q]) if q > 0 else NAN
+
+
+@njit(**_JIT)
+def _finite_count(x):
+    k = 0
+    for v in x:
+        if v == v:
+            k += 1
+    return k
+
+
+@njit(**_JIT)
+def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
+    """Stretches decoded as forward running, with the weak cues the bout model reads.
+
+    Per activity, a robust fast-running reference first: the ``fast_q`` quantile of the
+    ``smooth_half_s`` centred mean speed over records inside running stretches of >= ``long_run_s``
+    (so that strides and short reps do not set it; >= ``min_ref`` such records or the activity has
+    no candidates), and the median HR and cadence of the records at >= ``fast_band`` x that speed
+    (when > ``min_fast`` of them have a value). Then one row per forward-running stretch of >=
+    ``min_dur_s`` (columns in ``boutmodel.FEATURES`` order). prm: min_dur_s, long_run_s, min_ref,
+    fast_q, fast_band, min_fast, smooth_half_s, edge_n, min_rise_n.
+    Returns (start index, end index exclusive, features (m, BOUT_N_FEATURES)).
+    """
+    min_dur, long_run_s, min_ref, fast_q, fast_band = prm[0], prm[1], int(prm[2]), prm[3], prm[4]
+    min_fast, half, edge, min_rise = int(prm[5]), prm[6], int(prm[7]), int(prm[8])
+    BW, FR, BR = 2, 3, 4
+    n = t.size
+    out_a = np.empty(n // 2 + 1, np.int64)
+    out_b = np.empty(n // 2 + 1, np.int64)
+    X = np.full((n // 2 + 1, BOUT_N_FEATURES), NAN)
+    m = 0
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        if b - a < 2:
+            continue
+        tt, vv, cc, hh, s = t[a:b], v[a:b], c[a:b], hr[a:b], path[a:b]
+        k = b - a
+        running = (s == FR) | (s == BR)
+        vs = _centred_mean(tt, vv, ~np.isnan(vv), half)
+        ok = np.zeros(k, np.bool_)
+        rs, re = _true_runs(running)
+        for i in range(rs.size):
+            if tt[re[i] - 1] - tt[rs[i]] >= long_run_s:
+                ok[rs[i]:re[i]] = True
+        ok &= ~np.isnan(vs)
+        if ok.sum() < min_ref:
+            continue
+        fast = np.quantile(vs[ok], fast_q)
+        fast_recs = ok & (vs >= fast_band * fast)
+        hr_f = hh[fast_recs]
+        c_f = cc[fast_recs]
+        hr_fast = _finite_median(hr_f) if _finite_count(hr_f) > min_fast else NAN
+        c_fast = _finite_median(c_f) if _finite_count(c_f) > min_fast else NAN
+        span = max(tt[k - 1] - tt[0], 1.0)
+        run_share = running.sum() / k
+        fs, fe = _true_runs(s == FR)
+        for i in range(fs.size):
+            p, q = fs[i], fe[i]
+            dur = tt[q - 1] - tt[p]
+            if dur < min_dur:
+                continue
+            h = hh[p:q]
+            vm = _finite_median(vv[p:q])
+            x = X[m]
+            x[0] = dur
+            x[1] = vm / fast
+            x[2] = _finite_median(cc[p:q]) / c_fast
+            x[3] = _finite_median(h) - hr_fast
+            if _finite_count(h) > min_rise:
+                x[4] = _finite_median(h[max(q - p - edge, 0):]) - _finite_median(h[:edge])
+            vsum = 0.0
+            vsq = 0.0
+            vn = 0
+            for vi in vv[p:q]:
+                if vi == vi:
+                    vsum += vi
+                    vsq += vi * vi
+                    vn += 1
+            if vn > 0:
+                mu = vsum / vn
+                x[5] = math.sqrt(max(vsq / vn - mu * mu, 0.0)) / max(mu, 0.1)
+            x[6] = 1.0 if p > 0 and s[p - 1] <= BW else 0.0
+            x[7] = 1.0 if q < k and s[q] <= BW else 0.0
+            counts = np.zeros(n_ctx, np.int64)
+            for j in range(a + p, a + q):
+                counts[ctx[j]] += 1
+            x[8] = float(np.argmax(counts))
+            x[9] = (tt[p] - tt[0]) / span
+            x[10] = run_share
+            x[11] = _finite_median(grade[a + p:a + q])
+            x[12] = 1.0 if _finite_count(cc[p:q]) / (q - p) > 0.5 else 0.0
+            x[13] = 1.0 if _finite_count(h) / (q - p) > 0.5 else 0.0
+            out_a[m] = a + p
+            out_b[m] = a + q
+            m += 1
+    return out_a[:m], out_b[:m], X[:m]

@@ -1,0 +1,135 @@
+"""The learned bout model: its tree arithmetic, its file, its candidates and what it changes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from retroingest.classify import boutmodel, classify
+from retroingest.classify.core import BOUT_MODEL_CONFIDENCE
+from retroingest.classify.synth import session
+
+NF = len(boutmodel.FEATURES)
+DUR, V_FAST = boutmodel.FEATURES.index("dur_s"), boutmodel.FEATURES.index("v_over_fast")
+
+
+def _tree(feature, split, nan_left, left, right, value) -> dict:
+    return {"feature": feature, "split": split, "nan_left": nan_left, "left": left, "right": right, "value": value}
+
+
+def _doc(trees, baseline=0.0, threshold=0.9) -> dict:
+    return {"format": boutmodel.FORMAT, "features": list(boutmodel.FEATURES), "threshold": threshold,
+            "baseline": baseline, "trees": trees}
+
+
+# one split on speed ratio (NaN goes right), one two-level tree on duration then speed (NaN goes left)
+STUMP = _tree([V_FAST, -1, -1], [0.8, 0, 0], [0, 0, 0], [1, -1, -1], [2, -1, -1], [0.0, 2.0, -1.0])
+DEEP = _tree([DUR, -1, V_FAST, -1, -1], [100.0, 0, 0.5, 0, 0], [1, 0, 0, 0, 0], [1, -1, 3, -1, -1],
+             [2, -1, 4, -1, -1], [0.0, 0.5, 0.0, 1.5, -0.5])
+
+
+def _row(**kw) -> np.ndarray:
+    x = np.full(NF, np.nan)
+    for k, v in kw.items():
+        x[boutmodel.FEATURES.index(k)] = v
+    return x
+
+
+def test_trees_route_by_threshold_and_missing_values_and_sum_to_a_logistic():
+    m = boutmodel.from_json(_doc([STUMP, DEEP], baseline=-1.0))
+    X = np.stack([_row(v_over_fast=0.7, dur_s=50.0),      # stump left +2, deep left +0.5
+                  _row(v_over_fast=0.9, dur_s=300.0),     # stump right -1, deep right then right -0.5
+                  _row(v_over_fast=0.4, dur_s=300.0),     # stump left +2, deep right then left +1.5
+                  _row(v_over_fast=np.nan, dur_s=np.nan)])  # stump NaN right -1, deep NaN left +0.5
+    raw = -1.0 + np.array([2.0 + 0.5, -1.0 - 0.5, 2.0 + 1.5, -1.0 + 0.5])
+    np.testing.assert_allclose(m.predict(X), 1 / (1 + np.exp(-raw)), rtol=1e-12)
+    assert m.predict(np.zeros((0, NF))).shape == (0,)
+
+
+def test_a_model_survives_its_json_form_unchanged():
+    m = boutmodel.from_json(_doc([STUMP, DEEP], baseline=0.3, threshold=0.8))
+    again = boutmodel.from_json(json.loads(json.dumps(m.to_json())))
+    X = np.random.default_rng(1).uniform(0, 400, size=(50, NF))
+    X[::7, V_FAST] = np.nan
+    np.testing.assert_array_equal(again.predict(X), m.predict(X))
+    assert again.threshold == 0.8
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda d: d.update(format="other 9"), "format"),
+    (lambda d: d.update(features=list(boutmodel.FEATURES[::-1])), "features"),
+    (lambda d: d["trees"][0].update(left=[7, -1, -1]), "outside its tree"),
+    (lambda d: d["trees"][0].update(value=[0.0]), "value"),
+    (lambda d: d.pop("baseline"), "malformed"),
+])
+def test_a_broken_model_file_is_refused_with_the_file_and_the_reason(tmp_path, change, reason):
+    doc = _doc([json.loads(json.dumps(STUMP))])
+    change(doc)
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(boutmodel.BoutModelError) as e:
+        boutmodel.load(path)
+    assert str(path) in str(e.value) and reason in str(e.value)
+
+
+def test_the_shipped_model_reads_the_features_this_code_computes():
+    m = boutmodel.load()
+    assert m.features == boutmodel.FEATURES
+    assert 0.5 <= m.threshold < 1.0
+    assert m.meta["seeds"] and all(s < 10_000 for s in m.meta["seeds"])   # development seeds only
+    used = set(m.feature[m.feature >= 0].tolist())
+    assert used <= set(range(NF)) and len(used) > 3
+
+
+def test_candidates_are_the_forward_running_stretches_of_at_least_30_s():
+    df, _ = session("forward_easy", seed=3)
+    res = classify(df, bout_model=None)
+    states = res.states["state"].to_numpy()
+    t = df["elapsed_s"].to_numpy()
+    runs = []
+    i = 0
+    while i < states.size:
+        j = i
+        while j < states.size and states[j] == states[i]:
+            j += 1
+        if states[i] == "run_forward" and t[j - 1] - t[i] >= 30:
+            runs.append((t[i], t[j - 1]))
+        i = j
+    bouts = res.bouts
+    assert bouts.height == len(runs) > 0
+    np.testing.assert_allclose(bouts["dur_s"].to_numpy(), [b - a for a, b in runs])
+    assert bouts["p_backward"].is_null().all() and not bouts["turned_backward"].any()
+    # an easy run's main stretch is at today's fast pace
+    longest = bouts.sort("dur_s").row(-1, named=True)
+    assert 0.85 <= longest["v_over_fast"] <= 1.05 and longest["has_cadence"] == 1.0
+
+
+def test_a_stretch_the_model_calls_backward_becomes_backward_running_that_says_why():
+    df, _ = session("forward_easy", seed=3)
+    always = boutmodel.from_json(_doc([_tree([-1], [0.0], [0], [-1], [-1], [10.0])]))
+    rules = classify(df, bout_model=None)
+    learned = classify(df, bout_model=always)
+    longest = rules.bouts.sort("dur_s").row(-1, named=True)
+    seg = learned.segments.filter(pl.col("start_time") == longest["start_time"]).row(0, named=True)
+    assert (seg["gait"], seg["direction"]) == ("run", "backward")
+    assert seg["confidence"] == BOUT_MODEL_CONFIDENCE
+    assert "learned bout model" in seg["evidence"] and "simulated" in seg["evidence"]
+    assert learned.bouts["turned_backward"].all()
+    # a model that never fires changes nothing
+    never = boutmodel.from_json(_doc([_tree([-1], [0.0], [0], [-1], [-1], [-10.0])]))
+    assert classify(df, bout_model=never).segments.equals(rules.segments)
+
+
+def test_without_cadence_a_stretch_at_todays_fast_pace_is_never_turned_backward():
+    always = boutmodel.from_json(_doc([_tree([-1], [0.0], [0], [-1], [-1], [10.0])]))
+    cad = boutmodel.FEATURES.index("has_cadence")
+    X = np.stack([_row(has_cadence=0.0, v_over_fast=1.0), _row(has_cadence=0.0, v_over_fast=0.75),
+                  _row(has_cadence=1.0, v_over_fast=1.0), _row(has_cadence=0.0, v_over_fast=np.nan)])
+    assert X[:, cad].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert always.turned_backward(X, always.predict(X)).tolist() == [False, True, True, False]
+    df, _ = session("forward_easy", seed=3, drop_cadence=True)
+    res = classify(df, bout_model=always)
+    assert res.bouts.height and not res.bouts.filter(pl.col("v_over_fast") > 0.92)["turned_backward"].any()
