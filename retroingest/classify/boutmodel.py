@@ -77,6 +77,22 @@ class BoutModel:
     value: np.ndarray
     n_nodes: np.ndarray   # per tree, its real node count (the rest is padding)
     meta: dict = field(default_factory=dict)
+    depth: int = field(init=False)
+
+    def __post_init__(self):
+        # the deepest leaf: how many steps ``predict`` takes
+        level = np.zeros(self.feature.shape, np.int64)
+        for _ in range(self.feature.shape[1]):
+            inner = self.feature >= 0
+            rows = np.nonzero(inner)[0]
+            child = level[inner] + 1
+            new = level.copy()
+            new[rows, self.left[inner]] = np.maximum(new[rows, self.left[inner]], child)
+            new[rows, self.right[inner]] = np.maximum(new[rows, self.right[inner]], child)
+            if np.array_equal(new, level):
+                break
+            level = new
+        object.__setattr__(self, "depth", int(level.max()))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """p(backward) for each row of X (columns in ``features`` order)."""
@@ -89,7 +105,7 @@ class BoutModel:
         tree = np.arange(n_trees)[None, :]
         row = np.arange(n)[:, None]
         node = np.zeros((n, n_trees), np.int64)
-        for _ in range(self.feature.shape[1]):   # a path visits at most every node once
+        for _ in range(self.depth):
             feat = self.feature[tree, node]
             leaf = feat < 0
             if leaf.all():
