@@ -133,3 +133,17 @@ def test_without_cadence_a_stretch_at_todays_fast_pace_is_never_turned_backward(
     df, _ = session("forward_easy", seed=3, drop_cadence=True)
     res = classify(df, bout_model=always)
     assert res.bouts.height and not res.bouts.filter(pl.col("v_over_fast") > 0.92)["turned_backward"].any()
+
+
+def test_the_environment_can_switch_the_model_off_or_point_at_another_file(tmp_path, monkeypatch):
+    df, _ = session("forward_easy", seed=3)
+    path = tmp_path / "always.json"
+    path.write_text(json.dumps(_doc([_tree([-1], [0.0], [0], [-1], [-1], [10.0])])))
+    monkeypatch.setenv(boutmodel.ENV, str(path))
+    assert classify(df).bouts["turned_backward"].all()
+    monkeypatch.setenv(boutmodel.ENV, "off")
+    assert boutmodel.default() is None
+    assert classify(df).bouts["p_backward"].is_null().all()
+    monkeypatch.setenv(boutmodel.ENV, str(tmp_path / "missing.json"))
+    with pytest.raises(boutmodel.BoutModelError, match="missing.json"):
+        classify(df)
