@@ -147,3 +147,17 @@ def test_the_environment_can_switch_the_model_off_or_point_at_another_file(tmp_p
     monkeypatch.setenv(boutmodel.ENV, str(tmp_path / "missing.json"))
     with pytest.raises(boutmodel.BoutModelError, match="missing.json"):
         classify(df)
+
+
+def test_forward_running_merged_into_a_turned_stretch_is_trimmed_off_its_ends():
+    t = np.arange(900.0)
+    warm, back, cool = np.full(200, 3.0), np.full(500, 2.1), np.full(200, 3.1)
+    # the speed is smoothed over 30 s first, so an edge is found to within a few seconds
+    lo, hi = boutmodel.trim(t, np.concatenate([warm, back, cool]))
+    assert abs(lo - 200) <= 5 and abs(hi - 700) <= 5
+    lo, hi = boutmodel.trim(t[:700], np.concatenate([warm, back]))
+    assert abs(lo - 200) <= 5 and hi == 700
+    # not a part faster than backward running can be (1.2x), and not a short one
+    assert boutmodel.trim(t[:700], np.concatenate([np.full(200, 2.4), back])) == (0, 700)
+    assert boutmodel.trim(t[:540], np.concatenate([np.full(40, 3.0), back])) == (0, 540)
+    assert boutmodel.trim(t[:500], back) == (0, 500)

@@ -212,3 +212,46 @@ def default() -> BoutModel | None:
 
 ENV = "RETROINGEST_BOUT_MODEL"
 _LOADED: dict[Path, BoutModel] = {}
+
+
+# trimming a turned stretch (``trim``): a part at one end, lasting >= 60 s, at >= 1.2x the rest's
+# mean speed (30 s means), stays forward: backward running is 0.68-0.82x forward (reference/
+# biomech.md section 8), so forward running merged into the stretch is >= 1.22x faster. Measured
+# on dev seeds 5-12, 150 turned stretches (ratio chosen from 1.15, 1.2, 1.3): 11 trimmed, false
+# seconds 7,220 -> 3,493, true seconds 34,553 -> 33,930 (without the 30 s smoothing: 22 trimmed,
+# 3,169 and 32,870)
+TRIM_SPEED_RATIO = 1.2
+TRIM_MIN_S = 60.0
+TRIM_HALF_S = 15.0   # the speed is first smoothed over +-15 s (a split is then good to a few seconds)
+
+
+def trim(t: np.ndarray, v: np.ndarray) -> tuple[int, int]:
+    """The [start, end) part of a turned stretch (times ``t``, speeds ``v``) that stays backward.
+
+    Tried twice, so that a warm-up before and a cool-down after can both go: the best single
+    split of the smoothed speed (least squares); the faster side is cut off when it is at an end,
+    lasts >= TRIM_MIN_S and its mean is >= TRIM_SPEED_RATIO x the other side's.
+    """
+    a, b = 0, t.size
+    v = kernels._centred_mean(np.ascontiguousarray(t, float), np.ascontiguousarray(v, float), ~np.isnan(v), TRIM_HALF_S)
+    for _ in range(2):
+        x = v[a:b]
+        ok = ~np.isnan(x)
+        if ok.sum() < 4:
+            break
+        x = np.where(ok, x, np.nanmean(x))
+        n = x.size
+        c1, c2 = np.cumsum(x), np.cumsum(x * x)
+        k = np.arange(1, n)
+        left = c2[:-1] - c1[:-1] ** 2 / k
+        right = (c2[-1] - c2[:-1]) - (c1[-1] - c1[:-1]) ** 2 / (n - k)
+        cut = int(np.argmin(left + right)) + 1
+        m_left, m_right = x[:cut].mean(), x[cut:].mean()
+        tt = t[a:b]
+        if m_left >= TRIM_SPEED_RATIO * m_right and tt[cut - 1] - tt[0] >= TRIM_MIN_S:
+            a += cut
+        elif m_right >= TRIM_SPEED_RATIO * m_left and tt[-1] - tt[cut] >= TRIM_MIN_S:
+            b = a + cut
+        else:
+            break
+    return a, b

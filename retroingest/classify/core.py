@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.5"
+CLASSIFIER_VERSION = "retroingest-classify 0.5.1"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -272,8 +272,13 @@ def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.S
     p = bm.predict(cand.X) if bm is not None else np.full(cand.start.size, np.nan)
     flip = bm.turned_backward(cand.X, p) if bm is not None else np.zeros(cand.start.size, bool)
     learned_p = np.full(f.n, np.nan)
-    for a, b, pi in zip(cand.start[flip], cand.end[flip], p[flip]):   # per flipped stretch, not per record
-        learned_p[a:b] = pi
+    for i in np.flatnonzero(flip):   # per turned stretch, not per record
+        a, b = int(cand.start[i]), int(cand.end[i])
+        lo, hi = boutmodel.trim(f.t[a:b], f.v[a:b])   # forward running merged into it stays forward
+        if f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.CANDIDATE[0]:
+            learned_p[a + lo:a + hi] = p[i]
+        else:
+            flip[i] = False
     table = pl.DataFrame({"activity_id": f.activity_id[cand.start].astype(np.int64),
                           "start_time": ts.gather(cand.start), "end_time": ts.gather(cand.end - 1),
                           **{name: cand.X[:, i] for i, name in enumerate(boutmodel.FEATURES)},
