@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from retroingest.classify import kernels
+from retroingest.classify.context import CONTEXTS
 from retroingest.classify.features import Features
 
 FORMAT = "retroingest-bout-model 1"
@@ -77,22 +78,6 @@ class BoutModel:
     value: np.ndarray
     n_nodes: np.ndarray   # per tree, its real node count (the rest is padding)
     meta: dict = field(default_factory=dict)
-    depth: int = field(init=False)
-
-    def __post_init__(self):
-        # the deepest leaf: how many steps ``predict`` takes
-        level = np.zeros(self.feature.shape, np.int64)
-        for _ in range(self.feature.shape[1]):
-            inner = self.feature >= 0
-            rows = np.nonzero(inner)[0]
-            child = level[inner] + 1
-            new = level.copy()
-            new[rows, self.left[inner]] = np.maximum(new[rows, self.left[inner]], child)
-            new[rows, self.right[inner]] = np.maximum(new[rows, self.right[inner]], child)
-            if np.array_equal(new, level):
-                break
-            level = new
-        object.__setattr__(self, "depth", int(level.max()))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """p(backward) for each row of X (columns in ``features`` order)."""
@@ -105,7 +90,7 @@ class BoutModel:
         tree = np.arange(n_trees)[None, :]
         row = np.arange(n)[:, None]
         node = np.zeros((n, n_trees), np.int64)
-        for _ in range(self.depth):
+        for _ in range(self.feature.shape[1]):   # a root-to-leaf path is never longer; stops at the leaves
             feat = self.feature[tree, node]
             leaf = feat < 0
             if leaf.all():
@@ -188,7 +173,6 @@ class Candidates:
 
 def candidates(path: np.ndarray, f: Features, ctx: np.ndarray) -> Candidates:
     """Every stretch of >= 30 s decoded as forward running, with the model's features."""
-    from retroingest.classify.context import CONTEXTS
     a64 = np.ascontiguousarray
     st, en, X = kernels.bout_candidates(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8),
                                         a64(f.t, float), a64(f.v, float), a64(f.c, float), a64(f.hr, float),

@@ -1623,18 +1623,6 @@ BOUT_N_FEATURES = 14
 
 
 @njit(**_JIT)
-def _finite_median(x):
-    """Median of the non-NaN values of x (NaN when there are none)."""
-    buf = np.empty(x.size)
-    q = 0
-    for v in x:
-        if v == v:
-            buf[q] = v
-            q += 1
-    return np.median(buf[:q]) if q > 0 else NAN
-
-
-@njit(**_JIT)
 def _finite_count(x):
     k = 0
     for v in x:
@@ -1660,6 +1648,7 @@ def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
     min_fast, half, edge, min_rise = int(prm[5]), prm[6], int(prm[7]), int(prm[8])
     BW, FR, BR = 2, 3, 4
     n = t.size
+    buf = np.empty(n)   # for the NaN-skipping medians (_nanmedian_into)
     out_a = np.empty(n // 2 + 1, np.int64)
     out_b = np.empty(n // 2 + 1, np.int64)
     X = np.full((n // 2 + 1, BOUT_N_FEATURES), NAN)
@@ -1684,8 +1673,8 @@ def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
         fast_recs = ok & (vs >= fast_band * fast)
         hr_f = hh[fast_recs]
         c_f = cc[fast_recs]
-        hr_fast = _finite_median(hr_f) if _finite_count(hr_f) > min_fast else NAN
-        c_fast = _finite_median(c_f) if _finite_count(c_f) > min_fast else NAN
+        hr_fast = _nanmedian_into(buf, hr_f, 0, hr_f.size) if _finite_count(hr_f) > min_fast else NAN
+        c_fast = _nanmedian_into(buf, c_f, 0, c_f.size) if _finite_count(c_f) > min_fast else NAN
         span = max(tt[k - 1] - tt[0], 1.0)
         run_share = running.sum() / k
         fs, fe = _true_runs(s == FR)
@@ -1695,14 +1684,14 @@ def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
             if dur < min_dur:
                 continue
             h = hh[p:q]
-            vm = _finite_median(vv[p:q])
+            vm = _nanmedian_into(buf, vv, p, q)
             x = X[m]
             x[0] = dur
             x[1] = vm / fast
-            x[2] = _finite_median(cc[p:q]) / c_fast
-            x[3] = _finite_median(h) - hr_fast
+            x[2] = _nanmedian_into(buf, cc, p, q) / c_fast
+            x[3] = _nanmedian_into(buf, hh, p, q) - hr_fast
             if _finite_count(h) > min_rise:
-                x[4] = _finite_median(h[max(q - p - edge, 0):]) - _finite_median(h[:edge])
+                x[4] = _nanmedian_into(buf, hh, max(q - edge, p), q) - _nanmedian_into(buf, hh, p, min(p + edge, q))
             vsum = 0.0
             vsq = 0.0
             vn = 0
@@ -1722,7 +1711,7 @@ def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
             x[8] = float(np.argmax(counts))
             x[9] = (tt[p] - tt[0]) / span
             x[10] = run_share
-            x[11] = _finite_median(grade[a + p:a + q])
+            x[11] = _nanmedian_into(buf, grade, a + p, a + q)
             x[12] = 1.0 if _finite_count(cc[p:q]) / (q - p) > 0.5 else 0.0
             x[13] = 1.0 if _finite_count(h) / (q - p) > 0.5 else 0.0
             out_a[m] = a + p
