@@ -44,7 +44,8 @@ FEATURES = ("dur_s", "v_over_fast", "c_over_fast", "hr_minus_fast_bpm", "hr_rise
 # reference from records inside running stretches >= 120 s (>= 60 of them), the 90th percentile
 # of the 30 s centred mean speed, HR and cadence at >= 0.92x it (> 30 values); HR rise from the
 # first to the last 20 records (> 40 HR values)
-CANDIDATE = np.array([30.0, 120.0, 60.0, 0.9, 0.92, 30.0, 30.0, 20.0, 40.0])
+MIN_CANDIDATE_S = 30.0   # also the shortest part of a turned stretch the trim may leave
+CANDIDATE = np.array([MIN_CANDIDATE_S, 120.0, 60.0, 0.9, 0.92, 30.0, 30.0, 20.0, 40.0])
 assert len(FEATURES) == kernels.BOUT_N_FEATURES
 # without cadence, speed is the only gait cue left, and backward running is 0.68-0.82x easy
 # forward speed (reference/biomech.md section 8): a stretch at today's fast pace cannot be told

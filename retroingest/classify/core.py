@@ -275,7 +275,7 @@ def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.S
     for i in np.flatnonzero(flip):   # per turned stretch, not per record
         a, b = int(cand.start[i]), int(cand.end[i])
         lo, hi = boutmodel.trim(f.t[a:b], f.v[a:b])   # forward running merged into it stays forward
-        if f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.CANDIDATE[0]:
+        if f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.MIN_CANDIDATE_S:
             learned_p[a + lo:a + hi] = p[i]
         else:
             flip[i] = False
