@@ -161,3 +161,42 @@ def test_forward_running_merged_into_a_turned_stretch_is_trimmed_off_its_ends():
     assert boutmodel.trim(t[:700], np.concatenate([np.full(200, 2.4), back])) == (0, 700)
     assert boutmodel.trim(t[:540], np.concatenate([np.full(40, 3.0), back])) == (0, 540)
     assert boutmodel.trim(t[:500], back) == (0, 500)
+
+
+def test_a_stretch_at_the_pace_and_cadence_of_a_turned_rep_in_its_session_is_turned_as_its_sibling():
+    rows = [_row(v_over_fast=0.80, c_over_fast=0.97, has_cadence=1.0),     # 0: turned (p 0.95)
+            _row(v_over_fast=0.85, c_over_fast=0.99, has_cadence=1.0),     # 1: its twin, p 0.4
+            _row(v_over_fast=0.93, c_over_fast=0.99, has_cadence=1.0),     # 2: faster than 0.08 away
+            _row(v_over_fast=0.80, c_over_fast=1.03, has_cadence=1.0),     # 3: cadence 0.06 away
+            _row(v_over_fast=0.81, c_over_fast=0.97, has_cadence=1.0),     # 4: too unlikely, p 0.1
+            _row(v_over_fast=0.80, c_over_fast=np.nan, has_cadence=0.0),   # 5: no cadence to compare
+            _row(v_over_fast=0.80, c_over_fast=0.97, has_cadence=1.0)]     # 6: another session, none turned
+    X = np.stack(rows)
+    p = np.array([0.95, 0.4, 0.5, 0.5, 0.1, 0.5, 0.85])
+    activity = np.array([1, 1, 1, 1, 1, 1, 2])
+    turned = p >= 0.9
+    assert boutmodel.siblings(X, p, activity, turned).tolist() == [False, True, False, False, False, False, False]
+    # only a turned stretch vouches: with nothing turned there are no siblings
+    assert not boutmodel.siblings(X, p, activity, np.zeros(7, bool)).any()
+
+
+def test_a_sibling_becomes_backward_running_that_says_it_followed_a_surer_rep():
+    df, _ = session("track_intervals", seed=4)
+    rules = classify(df, bout_model=None).bouts
+    reps = rules.filter(pl.col("dur_s") < 200)   # the reps, not the warm-up or cool-down
+    sure = reps.sort("dur_s").row(-1, named=True)
+    # a model sure of the longest rep only, and lukewarm (p 0.5) about everything else
+    dur = boutmodel.FEATURES.index("dur_s")
+    lo, hi = sure["dur_s"] - 0.5, sure["dur_s"] + 0.5
+    model = boutmodel.from_json(_doc([_tree([dur, -1, dur, -1, -1], [lo, 0, hi, 0, 0], [0] * 5, [1, -1, 3, -1, -1],
+                                            [2, -1, 4, -1, -1], [0.0, 0.0, 0.0, 3.0, 0.0])]))
+    res = classify(df, bout_model=model)
+    b = res.bouts
+    assert b.filter(pl.col("p_backward") >= 0.9).height == 1
+    twins = b.filter(pl.col("as_sibling"))
+    assert twins.height >= 2 and twins["turned_backward"].all()
+    assert ((twins["v_over_fast"] - sure["v_over_fast"]).abs() <= boutmodel.SIBLING_SPEED_TOLERANCE).all()
+    # the warm-up and cool-down, at today's fast pace, are no rep's twin
+    assert not b.filter(pl.col("v_over_fast") > 0.9)["turned_backward"].any()
+    seg = res.segments.filter(pl.col("start_time") == twins["start_time"][0]).row(0, named=True)
+    assert seg["direction"] == "backward" and "twin of a surer bout" in seg["evidence"]

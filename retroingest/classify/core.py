@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.5.1"
+CLASSIFIER_VERSION = "retroingest-classify 0.5.2"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -142,9 +142,10 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     split = _walk_split(path, f, em, np.where(special, 1, np.where(walk_only, 2, 0)).astype(np.int8)) & ~walk_eff
     path = np.where(walk_eff | split, np.int8(BW), path).astype(path.dtype)
     bm = boutmodel.default() if isinstance(bout_model, str) and bout_model == SHIPPED else bout_model
-    learned_p, bouts = _bout_model(path, f, ctx, records["ts"], bm)
+    learned_p, sibling, bouts = _bout_model(path, f, ctx, records["ts"], bm)
     path = np.where(np.isfinite(learned_p), np.int8(BR), path).astype(path.dtype)
-    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split, learned_p)
+    segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split, learned_p,
+                     sibling)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
@@ -262,28 +263,34 @@ def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, venu
 
 
 def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.Series,
-                bm: boutmodel.BoutModel | None) -> tuple[np.ndarray, pl.DataFrame]:
-    """Forward-running stretches the learned model calls backward (``boutmodel.py``).
+                bm: boutmodel.BoutModel | None) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """Forward-running stretches the learned model calls backward (``boutmodel.py``), and their
+    siblings (``boutmodel.siblings``).
 
-    Returns p(backward) per record on the stretches it turns backward (NaN elsewhere) and the
-    table of every candidate with its features and p.
+    Returns p(backward) per record on the stretches it turns backward (NaN elsewhere), which of
+    those records were turned as a sibling, and the table of every candidate with its features,
+    p and how it was turned.
     """
     cand = boutmodel.candidates(path, f, ctx)
     p = bm.predict(cand.X) if bm is not None else np.full(cand.start.size, np.nan)
     flip = bm.turned_backward(cand.X, p) if bm is not None else np.zeros(cand.start.size, bool)
+    twin = boutmodel.siblings(cand.X, p, f.group[cand.start], flip)
+    flip |= twin
     learned_p = np.full(f.n, np.nan)
+    sibling = np.zeros(f.n, bool)
     for i in np.flatnonzero(flip):   # per turned stretch, not per record
         a, b = int(cand.start[i]), int(cand.end[i])
         lo, hi = boutmodel.trim(f.t[a:b], f.v[a:b])   # forward running merged into it stays forward
         if f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.MIN_CANDIDATE_S:
             learned_p[a + lo:a + hi] = p[i]
+            sibling[a + lo:a + hi] = twin[i]
         else:
-            flip[i] = False
+            flip[i] = twin[i] = False
     table = pl.DataFrame({"activity_id": f.activity_id[cand.start].astype(np.int64),
                           "start_time": ts.gather(cand.start), "end_time": ts.gather(cand.end - 1),
                           **{name: cand.X[:, i] for i, name in enumerate(boutmodel.FEATURES)},
-                          "p_backward": p, "turned_backward": flip}, nan_to_null=True)
-    return learned_p, table
+                          "p_backward": p, "turned_backward": flip, "as_sibling": twin}, nan_to_null=True)
+    return learned_p, sibling, table
 
 
 def _sigmoid(x):
@@ -293,7 +300,7 @@ def _sigmoid(x):
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
               models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray,
-              split: np.ndarray, learned_p: np.ndarray) -> pl.DataFrame:
+              split: np.ndarray, learned_p: np.ndarray, sibling: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -321,6 +328,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "walk_effort": np.add.reduceat(walk_eff.astype(float), st) / (en - st) > 0.5,
         "walk_split": np.add.reduceat(split.astype(float), st) / (en - st) > 0.5,
         "learned_p": np.fmax.reduceat(learned_p, st),
+        "sibling": np.add.reduceat(sibling.astype(np.int64), st) > 0,   # as learned_p: any record
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -394,7 +402,9 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
         parts.append("a slower pace with shorter steps, in bouts between today's forward walking")
     if row["learned_p"] is not None and row["state"] == BR:
         parts.append(f"learned bout model over pace, HR and cadence against today's fast running, "
-                     f"trained on simulated sessions (p={row['learned_p']:.2f})")
+                     f"trained on simulated sessions (p={row['learned_p']:.2f}"
+                     + ("; turned as the twin of a surer bout this session at the same pace and cadence)"
+                        if row["sibling"] else ")"))
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")
