@@ -200,38 +200,3 @@ def test_a_sibling_becomes_backward_running_that_says_it_followed_a_surer_rep():
     assert not b.filter(pl.col("v_over_fast") > 0.9)["turned_backward"].any()
     seg = res.segments.filter(pl.col("start_time") == twins["start_time"][0]).row(0, named=True)
     assert seg["direction"] == "backward" and "twin of a surer bout" in seg["evidence"]
-
-
-def _warm_up_then_slower(cut_share: float = 0.6) -> tuple[pl.DataFrame, int]:
-    """An easy run whose last 40 % is 0.75x as fast at 0.92x the cadence: one stretch of forward
-    running to the rules, a fast part and a slow part to the trim (no positions, so speed is the
-    recorded one)."""
-    df, _ = session("forward_easy", seed=3)
-    cut = int(df.height * cut_share)
-    slow = np.arange(df.height) >= cut
-    v = df["speed_mps"].to_numpy() * np.where(slow, 0.75, 1.0)
-    d = df["distance_m"][0] + np.concatenate([[0.0], np.cumsum(v[1:] * np.diff(df["elapsed_s"].to_numpy()))])
-    return df.with_columns(pl.Series("speed_mps", v), pl.Series("distance_m", d),
-                           pl.col("cadence_spm") * pl.Series(np.where(slow, 0.92, 1.0)),
-                           pl.lit(None, pl.Float64).alias("lat_deg"), pl.lit(None, pl.Float64).alias("lon_deg")), cut
-
-
-def test_a_long_stretch_not_turned_is_scored_again_without_its_faster_end():
-    df, cut = _warm_up_then_slower()
-    # a model that calls a stretch backward when it is under 0.85x today's fast pace
-    slow_model = boutmodel.from_json(_doc([_tree([V_FAST, -1, -1], [0.85, 0, 0], [0, 0, 0], [1, -1, -1], [2, -1, -1],
-                                                 [0.0, 5.0, -5.0])]))
-    res = classify(df, bout_model=slow_model)
-    whole = res.bouts.filter(~pl.col("second_look")).row(0, named=True)
-    assert whole["v_over_fast"] > 0.85 and not whole["turned_backward"]   # scored whole, the warm-up hides it
-    part = res.bouts.filter(pl.col("second_look"))
-    assert part.height == 1 and part["turned_backward"][0] and part["v_over_fast"][0] < 0.8
-    t = df["elapsed_s"].to_numpy()
-    start_s = (part["start_time"][0] - df["ts"][0]).total_seconds()
-    assert abs(start_s - t[cut]) <= 5   # the split is found to within a few seconds
-    segs = res.segments.filter(pl.col("gait") == "run")
-    assert segs["direction"].to_list() == ["forward", "backward"]
-    assert "scored apart from the faster running" in segs["evidence"][1]
-    # an even run has no faster end to cut: no second look
-    even, _ = session("forward_easy", seed=3)
-    assert not classify(even, bout_model=slow_model).bouts["second_look"].any()

@@ -45,10 +45,6 @@ FEATURES = ("dur_s", "v_over_fast", "c_over_fast", "hr_minus_fast_bpm", "hr_rise
 # of the 30 s centred mean speed, HR and cadence at >= 0.92x it (> 30 values); HR rise from the
 # first to the last 20 records (> 40 HR values)
 MIN_CANDIDATE_S = 30.0   # also the shortest part of a turned stretch the trim may leave
-# a stretch this long not turned is scored again without the ends ``trim`` cuts (core._second_look).
-# Validation seeds 20-24: true seconds +1,285, false seconds +0; with the trim's ratio lowered to
-# 1.1x for the second look, +32 true and +124 false more (docs/ACCURACY.md, "A second look")
-SECOND_LOOK_MIN_S = 300.0
 CANDIDATE = np.array([MIN_CANDIDATE_S, 120.0, 60.0, 0.9, 0.92, 30.0, 30.0, 20.0, 40.0])
 assert len(FEATURES) == kernels.BOUT_N_FEATURES
 # without cadence, speed is the only gait cue left, and backward running is 0.68-0.82x easy
@@ -215,12 +211,10 @@ class Candidates:
     X: np.ndarray
 
 
-def candidates(path: np.ndarray, f: Features, ctx: np.ndarray, groups: np.ndarray | None = None) -> Candidates:
-    """Every stretch of >= 30 s decoded as forward running, with the model's features; in the
-    activities ``groups`` (indices into ``f.starts``) only, when given."""
+def candidates(path: np.ndarray, f: Features, ctx: np.ndarray) -> Candidates:
+    """Every stretch of >= 30 s decoded as forward running, with the model's features."""
     a64 = np.ascontiguousarray
-    starts, ends = (f.starts, f.ends) if groups is None else (f.starts[groups], f.ends[groups])
-    st, en, X = kernels.bout_candidates(a64(starts, np.int64), a64(ends, np.int64), a64(path, np.int8),
+    st, en, X = kernels.bout_candidates(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8),
                                         a64(f.t, float), a64(f.v, float), a64(f.c, float), a64(f.hr, float),
                                         a64(f.grade, float), a64(ctx, np.int64),
                                         len(CONTEXTS), CANDIDATE)

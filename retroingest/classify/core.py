@@ -23,7 +23,7 @@ from retroingest.classify.model import BR, BW, FR, FW, PARAMS, S, Params
 
 # bump whenever the states it writes can change, so ``retroingest classify`` (pending activities)
 # re-runs segments written by an older version; history in docs/CLASSIFIER.md
-CLASSIFIER_VERSION = "retroingest-classify 0.5.3"
+CLASSIFIER_VERSION = "retroingest-classify 0.5.2"
 MIN_BACKWARD_RUN_S = 20.0   # a backward run shorter than this is relabelled forward
 MIN_BACKWARD_WALK_S = 45.0  # backward walking needs longer to be told from a slow stroll
 MIN_SEGMENT_S = 5.0     # shorter flickers join their neighbour
@@ -63,7 +63,6 @@ RECOVERY_FALL_BPM = 5.0   # a no-cadence "backward run" whose HR falls this much
 # sessions is unmeasured
 BOUT_MODEL_CONFIDENCE = 0.75
 SHIPPED = "shipped"   # ``classify(bout_model=SHIPPED)``: the model file in the package
-TURNED_BY_MODEL, TURNED_AS_SIBLING, TURNED_ON_SECOND_LOOK = 1, 2, 3   # how a stretch became backward (step 7)
 
 SEGMENT_SCHEMA = pl.Schema({
     "segment_id": pl.Int64, "activity_id": pl.Int64, "athlete_id": pl.String,
@@ -143,10 +142,10 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     split = _walk_split(path, f, em, np.where(special, 1, np.where(walk_only, 2, 0)).astype(np.int8)) & ~walk_eff
     path = np.where(walk_eff | split, np.int8(BW), path).astype(path.dtype)
     bm = boutmodel.default() if isinstance(bout_model, str) and bout_model == SHIPPED else bout_model
-    learned_p, how, bouts = _bout_model(path, f, ctx, records["ts"], bm)
+    learned_p, sibling, bouts = _bout_model(path, f, ctx, records["ts"], bm)
     path = np.where(np.isfinite(learned_p), np.int8(BR), path).astype(path.dtype)
     segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split, learned_p,
-                     how)
+                     sibling)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
     states = pl.DataFrame({
         "activity_id": f.activity_id,
@@ -265,75 +264,33 @@ def _walk_split(path: np.ndarray, f: featmod.Features, em: model.Emissions, venu
 
 def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.Series,
                 bm: boutmodel.BoutModel | None) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
-    """Forward-running stretches the learned model calls backward (``boutmodel.py``), their
-    siblings (``boutmodel.siblings``) and the parts a second look finds (``_second_look``).
+    """Forward-running stretches the learned model calls backward (``boutmodel.py``), and their
+    siblings (``boutmodel.siblings``).
 
-    Returns p(backward) per record on the stretches it turns backward (NaN elsewhere), how each
-    of those records was turned (TURNED_BY_MODEL, TURNED_AS_SIBLING, TURNED_ON_SECOND_LOOK), and
-    the table of every candidate with its features, p and how it was turned.
+    Returns p(backward) per record on the stretches it turns backward (NaN elsewhere), which of
+    those records were turned as a sibling, and the table of every candidate with its features,
+    p and how it was turned.
     """
     cand = boutmodel.candidates(path, f, ctx)
     p = bm.predict(cand.X) if bm is not None else np.full(cand.start.size, np.nan)
     flip = bm.turned_backward(cand.X, p) if bm is not None else np.zeros(cand.start.size, bool)
     twin = boutmodel.siblings(cand.X, p, f.group[cand.start], flip)
     flip |= twin
-    second = np.zeros(cand.start.size, bool)
-    if bm is not None:
-        cand, p, flip, twin, second = _second_look(path, f, ctx, bm, cand, p, flip, twin)
     learned_p = np.full(f.n, np.nan)
-    how = np.zeros(f.n, np.int8)
+    sibling = np.zeros(f.n, bool)
     for i in np.flatnonzero(flip):   # per turned stretch, not per record
         a, b = int(cand.start[i]), int(cand.end[i])
         lo, hi = boutmodel.trim(f.t[a:b], f.v[a:b])   # forward running merged into it stays forward
         if f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.MIN_CANDIDATE_S:
             learned_p[a + lo:a + hi] = p[i]
-            how[a + lo:a + hi] = (TURNED_AS_SIBLING if twin[i] else
-                                  TURNED_ON_SECOND_LOOK if second[i] else TURNED_BY_MODEL)
+            sibling[a + lo:a + hi] = twin[i]
         else:
             flip[i] = twin[i] = False
     table = pl.DataFrame({"activity_id": f.activity_id[cand.start].astype(np.int64),
                           "start_time": ts.gather(cand.start), "end_time": ts.gather(cand.end - 1),
                           **{name: cand.X[:, i] for i, name in enumerate(boutmodel.FEATURES)},
-                          "p_backward": p, "turned_backward": flip, "as_sibling": twin,
-                          "second_look": second}, nan_to_null=True)
-    return learned_p, how, table
-
-
-def _second_look(path, f, ctx, bm, cand, p, flip, twin):
-    """Long stretches not turned are scored again without the faster end the trim would cut.
-
-    Why: the rules can decode a forward warm-up and the backward run after it as one stretch of
-    forward running; scored whole, its speed spread and HR are judged against the warm-up and p
-    stays low (a 2,399 s stretch at p 0.48 of which 1,861 s were backward, validation seed 23).
-    The part left after ``boutmodel.trim`` is scored as a stretch of its own, against the same
-    fast-running reference: the cut-off parts are marked as (backward) running for the features
-    pass, so they still count as running and are no stop or walk before or after it. Its row is
-    added to the candidates (``second_look``); the long stretch's own row stays.
-    """
-    dur = f.t[cand.end - 1] - f.t[cand.start]
-    path2 = path.copy()
-    keep = []
-    for i in np.flatnonzero(~flip & (dur >= boutmodel.SECOND_LOOK_MIN_S)):
-        a, b = int(cand.start[i]), int(cand.end[i])
-        lo, hi = boutmodel.trim(f.t[a:b], f.v[a:b])
-        if (lo > 0 or hi < b - a) and f.t[a + hi - 1] - f.t[a + lo] >= boutmodel.MIN_CANDIDATE_S:
-            path2[a:a + lo] = BR
-            path2[a + hi:b] = BR
-            keep.append((a + lo, a + hi))
-    if not keep:
-        return cand, p, flip, twin, np.zeros(cand.start.size, bool)
-    c2 = boutmodel.candidates(path2, f, ctx, np.unique(f.group[[a for a, _ in keep]]))
-    want = set(keep)
-    rows = np.array([(int(x), int(y)) in want for x, y in zip(c2.start, c2.end)], dtype=bool)
-    X2 = c2.X[rows]
-    p2 = bm.predict(X2)
-    turn2 = bm.turned_backward(X2, p2)
-    n = cand.start.size
-    cand = boutmodel.Candidates(np.concatenate([cand.start, c2.start[rows]]), np.concatenate([cand.end, c2.end[rows]]),
-                                np.vstack([cand.X, X2]))
-    second = np.concatenate([np.zeros(n, bool), np.ones(X2.shape[0], bool)])
-    return (cand, np.concatenate([p, p2]), np.concatenate([flip, turn2]),
-            np.concatenate([twin, np.zeros(X2.shape[0], bool)]), second)
+                          "p_backward": p, "turned_backward": flip, "as_sibling": twin}, nan_to_null=True)
+    return learned_p, sibling, table
 
 
 def _sigmoid(x):
@@ -343,7 +300,7 @@ def _sigmoid(x):
 def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: model.Emissions,
               ctx: np.ndarray, ids: np.ndarray, athletes: list[str], bls: list[Baseline],
               models: list[model.ActivityModel], same: np.ndarray, walk_eff: np.ndarray,
-              split: np.ndarray, learned_p: np.ndarray, how: np.ndarray) -> pl.DataFrame:
+              split: np.ndarray, learned_p: np.ndarray, sibling: np.ndarray) -> pl.DataFrame:
     st, en = _runs(path, f.group)
     state = path
     a64 = np.ascontiguousarray
@@ -371,7 +328,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
         "walk_effort": np.add.reduceat(walk_eff.astype(float), st) / (en - st) > 0.5,
         "walk_split": np.add.reduceat(split.astype(float), st) / (en - st) > 0.5,
         "learned_p": np.fmax.reduceat(learned_p, st),
-        "how": np.maximum.reduceat(how, st),   # as learned_p: any record
+        "sibling": np.add.reduceat(sibling.astype(np.int64), st) > 0,   # as learned_p: any record
     }, nan_to_null=True)
     # contiguous cover: a segment ends where the next one (same activity) starts
     nxt_start = agg["start_time"].shift(-1)
@@ -446,10 +403,8 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
     if row["learned_p"] is not None and row["state"] == BR:
         parts.append(f"learned bout model over pace, HR and cadence against today's fast running, "
                      f"trained on simulated sessions (p={row['learned_p']:.2f}"
-                     + {TURNED_AS_SIBLING: "; turned as the twin of a surer bout this session at the same pace and "
-                                           "cadence)",
-                        TURNED_ON_SECOND_LOOK: "; scored apart from the faster running it was decoded with)"}
-                     .get(row["how"], ")"))
+                     + ("; turned as the twin of a surer bout this session at the same pace and cadence)"
+                        if row["sibling"] else ")"))
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")
