@@ -21,6 +21,9 @@ What it does, for each evaluate workdir (development seeds only; never a held-ou
    false seconds in negative sessions and in the forward parts of backward sessions.
 4. The real corpus runs (the first workdir's ``corpus_per_device.duckdb``), never trained on:
    how many stretches and seconds the model trained on every seed would turn backward.
+   ``--siblings MIN_P,DV,DC ...`` adds ``boutmodel.siblings`` at those settings (the shipped one
+   first) to that report. ``--features-in`` reads the candidates a ``--features-out`` run wrote,
+   instead of re-classifying the workdirs.
 5. With ``--out``: fits on every workdir, exports the trees to JSON, and checks that
    ``boutmodel.BoutModel.predict`` gives scikit-learn's probabilities (max error printed).
 """
@@ -85,6 +88,21 @@ def candidates(db: Path, sim_dir: Path | None, tag: str) -> pl.DataFrame:
     return bouts.with_columns(tag=pl.lit(tag), file=pl.Series(names), backward_share=share)
 
 
+def _labelled(workdirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The labelled candidates of every simulated warehouse (with the session kind), and of the
+    real corpus runs of the first workdir."""
+    parts = []
+    for wd in workdirs:
+        for db in sorted(glob.glob(str(wd / "athlete_*.duckdb"))):
+            if not db.endswith(".snapshot.duckdb"):
+                parts.append(candidates(Path(db), wd / "sim", wd.name))
+    real_db = workdirs[0] / "corpus_per_device.duckdb"
+    real = candidates(real_db, None, "real") if real_db.exists() else pl.DataFrame()
+    kinds = pl.concat([read_manifest(wd / "sim" / "manifest.csv").select("file", "kind")
+                       .with_columns(tag=pl.lit(wd.name)) for wd in workdirs])
+    return pl.concat([p for p in parts if p.height]).join(kinds, on=["tag", "file"], how="left"), real
+
+
 def export(clf, keep: list[int]) -> boutmodel.BoutModel:
     """scikit-learn's fitted trees as a BoutModel (leaf values already include the learning rate);
     ``keep``: the ``boutmodel.FEATURES`` index of each column the model was trained on."""
@@ -110,22 +128,23 @@ def main() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("workdirs", nargs="+", type=Path, help="retroingest evaluate --workdir directories (dev seeds)")
+    ap.add_argument("workdirs", nargs="*", type=Path, help="retroingest evaluate --workdir directories (dev seeds)")
     ap.add_argument("--threshold", type=float, nargs="*", default=[0.5, 0.8, 0.9, 0.95])
     ap.add_argument("--out", type=Path, help="write the model trained on every workdir here")
     ap.add_argument("--drop", default="", help="comma-separated features the model may not use")
     ap.add_argument("--features-out", type=Path, help="also write the labelled candidates (parquet)")
+    ap.add_argument("--features-in", type=Path,
+                    help="read the labelled candidates a --features-out run wrote instead of the workdirs")
+    ap.add_argument("--siblings", nargs="*", default=[], metavar="MIN_P,DV,DC",
+                    help="also report boutmodel.siblings at these settings (leave one seed out, at THRESHOLD)")
     args = ap.parse_args()
-    parts = []
-    for wd in args.workdirs:
-        for db in sorted(glob.glob(str(wd / "athlete_*.duckdb"))):
-            if not db.endswith(".snapshot.duckdb"):
-                parts.append(candidates(Path(db), wd / "sim", wd.name))
-    real_db = args.workdirs[0] / "corpus_per_device.duckdb"
-    real = candidates(real_db, None, "real") if real_db.exists() else pl.DataFrame()
-    kinds = pl.concat([read_manifest(wd / "sim" / "manifest.csv").select("file", "kind")
-                       .with_columns(tag=pl.lit(wd.name)) for wd in args.workdirs])
-    sim = pl.concat([p for p in parts if p.height]).join(kinds, on=["tag", "file"], how="left")
+    if bool(args.features_in) == bool(args.workdirs):
+        ap.error("give either evaluate workdirs or --features-in")
+    if args.features_in:
+        both = pl.read_parquet(args.features_in)
+        sim, real = both.filter(pl.col("tag") != "real"), both.filter(pl.col("tag") == "real")
+    else:
+        sim, real = _labelled(args.workdirs)
     if args.features_out:
         pl.concat([sim, real], how="diagonal_relaxed").write_parquet(args.features_out)
     feats = list(boutmodel.FEATURES)
@@ -156,6 +175,22 @@ def main() -> None:
               f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
               f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
               f"{int((pr >= thr).sum())} stretches, {dr[pr >= thr].sum():.0f} s")
+    for setting in [boutmodel.SIBLING_MIN_P, boutmodel.SIBLING_SPEED_TOLERANCE,
+                    boutmodel.SIBLING_CADENCE_TOLERANCE], *[[float(x) for x in a.split(",")] for a in args.siblings]:
+        min_p, dv, dc = setting
+
+        def turned(X_, p_, session):
+            t = (p_ >= THRESHOLD) & ~boutmodel._fast_without_cadence(X_)
+            return t | boutmodel.siblings(X_, p_, session, t, min_p=min_p, speed_tolerance=dv, cadence_tolerance=dc)
+
+        sel = turned(X_all, p, (sim["tag"] + "/" + sim["file"]).to_numpy())
+        sel_r = turned(real.select(feats).to_numpy().astype(float), pr, real["file"].to_numpy()) if real.height \
+            else np.zeros(0, bool)
+        print(f"  siblings min_p {min_p}, dv {dv}, dc {dc}: backward bouts {int((sel & (y == 1)).sum())}/{int(y.sum())}, "
+              f"true s {(dur * share)[sel].sum():.0f}, false s in negative sessions "
+              f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
+              f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
+              f"{int(sel_r.sum())} stretches, {dr[sel_r].sum():.0f} s")
     if real.height:
         for f, d, q in zip(real["file"], dr, pr):
             if q >= min(args.threshold):

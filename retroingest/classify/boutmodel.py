@@ -59,7 +59,8 @@ NO_CADENCE_MAX_SPEED_RATIO = 0.92
 # same session that were turned, at the same pace and cadence but p 0.74-0.896 against 0.907-0.920
 # (dev seeds 20-22). A stretch at p >= SIBLING_MIN_P within these of a turned one's speed and
 # cadence ratios, in the same activity, is turned too. Leave one seed out on dev seeds 5-19 (324
-# backward bouts; p2 from 0.1-0.7, tolerances from 0.03/0.02 to 0.15/0.08, no cadence tolerance):
+# backward bouts; SIBLING_MIN_P 0.1-0.7, tolerances 0.03/0.02 to 0.15/0.08 or no cadence limit;
+# ``benchmarks/train_bout_model.py --siblings``):
 # bouts found 193 -> 227, true seconds 47,155 -> 54,061, false seconds in backward sessions
 # 10,389 -> 12,739 (0.34 per added true second, the model alone 0.26), none added in negative
 # sessions or real runs, which have no turned stretch to follow (docs/ACCURACY.md, "Interval reps
@@ -74,24 +75,28 @@ def _fast_without_cadence(X: np.ndarray) -> np.ndarray:
     return (X[:, i_cad] == 0) & ~(X[:, i_v] <= NO_CADENCE_MAX_SPEED_RATIO)
 
 
-def siblings(X: np.ndarray, p: np.ndarray, activity: np.ndarray, turned: np.ndarray) -> np.ndarray:
-    """Candidates not ``turned`` that repeat a turned one of their activity: p >= SIBLING_MIN_P
-    and speed and cadence ratios (to today's fast running) within the tolerances of its.
+def siblings(X: np.ndarray, p: np.ndarray, activity: np.ndarray, turned: np.ndarray, *,
+             min_p: float = SIBLING_MIN_P, speed_tolerance: float = SIBLING_SPEED_TOLERANCE,
+             cadence_tolerance: float = SIBLING_CADENCE_TOLERANCE) -> np.ndarray:
+    """Candidates not ``turned`` that repeat a turned one of their activity: p >= ``min_p`` and
+    speed and cadence ratios (to today's fast running) within the tolerances of a turned one's.
 
     Why: the reps of one interval session are the same effort, so the model's p for them differs
     by noise around its threshold; one rep it is sure of vouches for its twins. Only turned
-    stretches vouch (no chains), and a stretch without cadence neither vouches nor follows.
+    stretches vouch (no chains). A stretch with no cadence ratio (NaN) neither vouches nor
+    follows, and one without cadence at today's fast pace never follows (as ``turned_backward``).
+    The keywords are for ``benchmarks/train_bout_model.py --siblings``; classify uses the defaults.
     """
     i_v, i_c = FEATURES.index("v_over_fast"), FEATURES.index("c_over_fast")
     out = np.zeros(turned.size, bool)
-    may = ~turned & (p >= SIBLING_MIN_P) & ~_fast_without_cadence(X)
+    may = ~turned & (p >= min_p) & ~_fast_without_cadence(X)
     for act in np.unique(activity[turned]):   # per activity with a turned stretch, a handful each
         on = np.flatnonzero(turned & (activity == act))
         cand = np.flatnonzero(may & (activity == act))
         if cand.size == 0:
             continue
-        near = ((np.abs(X[cand, i_v][:, None] - X[on, i_v][None, :]) <= SIBLING_SPEED_TOLERANCE)
-                & (np.abs(X[cand, i_c][:, None] - X[on, i_c][None, :]) <= SIBLING_CADENCE_TOLERANCE))
+        near = ((np.abs(X[cand, i_v][:, None] - X[on, i_v][None, :]) <= speed_tolerance)
+                & (np.abs(X[cand, i_c][:, None] - X[on, i_c][None, :]) <= cadence_tolerance))
         out[cand[near.any(axis=1)]] = True   # NaN compares False: no cadence, no sibling
     return out
 
