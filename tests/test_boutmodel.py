@@ -200,3 +200,75 @@ def test_a_sibling_becomes_backward_running_that_says_it_followed_a_surer_rep():
     assert not b.filter(pl.col("v_over_fast") > 0.9)["turned_backward"].any()
     seg = res.segments.filter(pl.col("start_time") == twins["start_time"][0]).row(0, named=True)
     assert seg["direction"] == "backward" and "twin of a surer bout" in seg["evidence"]
+
+
+# ----------------------------------------------------------------------------- the walking model
+
+def _walk_doc(trees, threshold=0.9) -> dict:
+    return {"format": boutmodel.FORMAT, "features": list(boutmodel.WALK_FEATURES), "threshold": threshold,
+            "baseline": 0.0, "trees": trees}
+
+
+WALK_ALWAYS = _walk_doc([_tree([-1], [0.0], [0], [-1], [-1], [10.0])])
+WALK_NEVER = _walk_doc([_tree([-1], [0.0], [0], [-1], [-1], [-10.0])])
+
+
+def _walk_features(speeds: list[tuple[float, float]]):
+    """Features of one activity at 1 Hz, walking at (seconds, m/s) after each other, 110 spm."""
+    from retroingest.classify import features as featmod
+    v = np.concatenate([np.full(int(s), x) for s, x in speeds])
+    df = pl.DataFrame({"activity_id": np.zeros(v.size, np.int64), "elapsed_s": np.arange(v.size, dtype=float),
+                       "speed_mps": v, "cadence_spm": np.full(v.size, 110.0), "heart_rate_bpm": np.full(v.size, 100.0)})
+    return featmod.compute(df)
+
+
+def test_a_forward_walk_with_a_slower_bout_inside_is_split_where_the_pace_changes():
+    f = _walk_features([(300, 1.4), (150, 0.9), (300, 1.4)])
+    path = np.full(f.n, 1, np.int8)   # all decoded as forward walking: one stretch
+    cand = boutmodel.walk_candidates(path, f, np.zeros(f.n, np.int64), np.full(f.n, np.nan))
+    assert cand.start.size == 3
+    assert abs(cand.start[1] - 300) <= 5 and abs(cand.end[1] - 450) <= 5
+    v_rel = cand.X[:, boutmodel.WALK_FEATURES.index("v_over_walk")]
+    before = cand.X[:, boutmodel.WALK_FEATURES.index("v_before_ratio")]
+    assert v_rel[1] == pytest.approx(0.9 / 1.4, abs=0.02) and before[1] == pytest.approx(1.4 / 0.9, abs=0.05)
+    # a pace change under 1.2x is no split, and neither is a part shorter than 30 s
+    f = _walk_features([(300, 1.4), (150, 1.25), (300, 1.4)])
+    assert boutmodel.walk_candidates(path, f, np.zeros(f.n, np.int64), np.full(f.n, np.nan)).start.size == 1
+    f = _walk_features([(300, 1.4), (20, 0.9), (300, 1.4)])
+    path = np.full(f.n, 1, np.int8)
+    assert boutmodel.walk_candidates(path, f, np.zeros(f.n, np.int64), np.full(f.n, np.nan)).start.size == 1
+
+
+def test_a_piece_the_walking_model_calls_backward_becomes_backward_walking_that_says_why():
+    df, _ = session("run_walk", seed=2)
+    rules = classify(df, walk_model=None)
+    learned = classify(df, walk_model=boutmodel.from_json(WALK_ALWAYS, features=boutmodel.WALK_FEATURES))
+    pieces = learned.walk_bouts
+    assert pieces.height and pieces["turned_backward"].all()
+    piece = pieces.sort("dur_s").row(-1, named=True)
+    seg = learned.segments.filter(pl.col("start_time") == piece["start_time"]).row(0, named=True)
+    assert (seg["gait"], seg["direction"]) == ("walk", "backward")
+    assert seg["confidence"] <= BOUT_MODEL_CONFIDENCE
+    assert "learned walking model" in seg["evidence"] and "simulated" in seg["evidence"]
+    never = boutmodel.from_json(WALK_NEVER, features=boutmodel.WALK_FEATURES)
+    assert classify(df, walk_model=never).segments.equals(rules.segments)
+
+
+def test_the_shipped_walking_model_reads_the_features_this_code_computes():
+    m = boutmodel.load(boutmodel.WALK_MODEL_PATH, boutmodel.WALK_FEATURES)
+    assert m.features == boutmodel.WALK_FEATURES and 0.5 <= m.threshold < 1.0
+    assert m.meta["seeds"] and all(s < 10_000 for s in m.meta["seeds"])   # development seeds only
+    with pytest.raises(boutmodel.BoutModelError, match="features"):
+        boutmodel.load(boutmodel.WALK_MODEL_PATH)   # not a running model
+
+
+def test_the_rules_alone_switch_turns_the_walking_model_off_too(tmp_path, monkeypatch):
+    path = tmp_path / "walk.json"
+    path.write_text(json.dumps(WALK_ALWAYS))
+    monkeypatch.setenv(boutmodel.WALK_ENV, str(path))
+    assert boutmodel.default_walk().threshold == 0.9
+    monkeypatch.setenv(boutmodel.WALK_ENV, "off")
+    assert boutmodel.default_walk() is None
+    monkeypatch.setenv(boutmodel.WALK_ENV, str(path))
+    monkeypatch.setenv(boutmodel.ENV, "off")
+    assert boutmodel.default_walk() is None

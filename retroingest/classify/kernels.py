@@ -1718,3 +1718,223 @@ def bout_candidates(starts, ends, path, t, v, c, hr, grade, ctx, n_ctx, prm):
             out_b[m] = a + q
             m += 1
     return out_a[:m], out_b[:m], X[:m]
+
+
+# --- walking bout candidates (boutmodel.walk_candidates) -----------------------------------------
+
+WALK_N_FEATURES = 19
+
+
+@njit(**_JIT)
+def _best_split(x):
+    """Index k (1..n-1) minimising the squared error of x[:k] and x[k:] about their means."""
+    n = x.size
+    c1 = 0.0
+    c2 = 0.0
+    for v in x:
+        c1 += v
+        c2 += v * v
+    best = -1.0
+    k_best = 1
+    s1 = 0.0
+    s2 = 0.0
+    for k in range(1, n):
+        s1 += x[k - 1]
+        s2 += x[k - 1] * x[k - 1]
+        err = (s2 - s1 * s1 / k) + ((c2 - s2) - (c1 - s1) ** 2 / (n - k))
+        if best < 0.0 or err < best:
+            best = err
+            k_best = k
+    return k_best
+
+
+@njit(**_JIT)
+def _speed_pieces(tt, vs, p, q, min_piece_s, ratio, out_a, out_b, m):
+    """Split [p, q) where the pace changes: binary segmentation of the smoothed speed ``vs`` (the
+    best single split is kept while both sides last >= min_piece_s and their means differ by >=
+    SPLIT_STEP, at most MAX_PIECES pieces), then neighbours less than ``ratio`` apart are merged
+    again, closest first. A first split at a lower bar is what lets a slower bout in the middle of
+    a walk be found: its best single split has the bout on one side with the walk after it.
+    Appends the pieces, in time order, to out_a/out_b from m on."""
+    x = vs[p:q].copy()
+    mu = 0.0
+    k = 0
+    for v in x:
+        if v == v:
+            mu += v
+            k += 1
+    if k < 4:
+        out_a[m], out_b[m] = p, q
+        return m + 1
+    mu /= k
+    for i in range(x.size):
+        if x[i] != x[i]:
+            x[i] = mu
+    cuts = np.zeros(MAX_PIECES + 1, np.int64)   # piece boundaries, relative to p, kept sorted
+    cuts[1] = q - p
+    n_p = 1
+    i = 0
+    while i < n_p and n_p < MAX_PIECES:
+        a, b = cuts[i], cuts[i + 1]
+        cut = a + _best_split(x[a:b]) if b - a >= 2 else a
+        if cut > a and tt[p + cut - 1] - tt[p + a] >= min_piece_s and tt[p + b - 1] - tt[p + cut] >= min_piece_s:
+            m1 = x[a:cut].mean()
+            m2 = x[cut:b].mean()
+            if abs(m1 - m2) >= SPLIT_STEP * max(m1, m2):
+                for j in range(n_p, i, -1):
+                    cuts[j + 1] = cuts[j]
+                cuts[i + 1] = cut
+                n_p += 1
+                continue   # the left side again, then the right
+        i += 1
+    # merge the closest neighbours while any two are less than ``ratio`` apart
+    while n_p > 1:
+        best = -1
+        best_r = ratio
+        for j in range(n_p - 1):
+            m1 = x[cuts[j]:cuts[j + 1]].mean()
+            m2 = x[cuts[j + 1]:cuts[j + 2]].mean()
+            r = max(m1, m2) / max(min(m1, m2), 1e-6)
+            if r < best_r:
+                best_r = r
+                best = j
+        if best < 0:
+            break
+        for j in range(best + 1, n_p):
+            cuts[j] = cuts[j + 1]
+        n_p -= 1
+    # each boundary again, as the best split of its two pieces (the first cuts were made against
+    # the mean of everything to one side, which pulls them off a bout's edge)
+    for j in range(1, n_p):
+        a, b = cuts[j - 1], cuts[j + 1]
+        cut = a + _best_split(x[a:b])
+        if tt[p + cut - 1] - tt[p + a] >= min_piece_s and tt[p + b - 1] - tt[p + cut] >= min_piece_s:
+            cuts[j] = cut
+    for j in range(n_p):
+        out_a[m + j] = p + cuts[j]
+        out_b[m + j] = p + cuts[j + 1]
+    return m + n_p
+
+
+MAX_PIECES = 16
+SPLIT_STEP = 0.05
+
+
+@njit(**_JIT)
+def walk_candidates(starts, ends, path, t, v, c, hr, grade, r_walk, ctx, n_ctx, prm):
+    """Stretches decoded as forward walking, split at speed changes, with the cues the walking
+    bout model reads (columns in ``boutmodel.WALK_FEATURES`` order).
+
+    Per activity, the forward-walking reference: the ``ref_q`` quantile of the ``half_s``
+    centred mean speed over its walking records (>= ``min_ref`` of them, or no candidates), and
+    the median cadence and HR of the walking records at >= ``band`` x that speed (when >
+    ``min_fast`` have a value). Every forward-walking stretch of >= ``min_dur_s`` is split
+    (``_speed_pieces``: pieces >= ``min_dur_s``, sides >= ``split_ratio`` apart), one row per
+    piece. prm: min_dur_s, min_ref, ref_q, band, min_fast, half_s, split_ratio, edge_n,
+    min_rise_n, context_s. Returns (start index, end index exclusive, features).
+    """
+    min_dur, min_ref, ref_q, band = prm[0], int(prm[1]), prm[2], prm[3]
+    min_fast, half, ratio, edge, min_rise, ctx_s = int(prm[4]), prm[5], prm[6], int(prm[7]), int(prm[8]), prm[9]
+    S, FW, BW = 0, 1, 2
+    n = t.size
+    buf = np.empty(n)
+    out_a = np.empty(n // 2 + 16, np.int64)
+    out_b = np.empty(n // 2 + 16, np.int64)
+    m = 0
+    act = np.empty(n // 2 + 16, np.int64)
+    for g in range(starts.size):
+        a, b = starts[g], ends[g]
+        if b - a < 2:
+            continue
+        s = path[a:b]
+        walking = (s == FW) | (s == BW)
+        if walking.sum() < min_ref:
+            continue
+        tt = t[a:b]
+        vs = _centred_mean(tt, v[a:b], ~np.isnan(v[a:b]), half)
+        fs, fe = _true_runs(s == FW)
+        for i in range(fs.size):
+            if tt[fe[i] - 1] - tt[fs[i]] >= min_dur:
+                m0 = m
+                m = _speed_pieces(tt, vs, fs[i], fe[i], min_dur, ratio, out_a, out_b, m)
+                for j in range(m0, m):
+                    out_a[j] += a
+                    out_b[j] += a
+                    act[j] = g
+    X = np.full((m, WALK_N_FEATURES), NAN)
+    g_prev = -1
+    ref = NAN
+    c_ref = NAN
+    h_ref = NAN
+    span = 1.0
+    walk_share = 0.0
+    run_share = 0.0
+    vs = np.empty(0)
+    for j in range(m):
+        g = act[j]
+        a, b = starts[g], ends[g]
+        k = b - a
+        tt = t[a:b]
+        if g != g_prev:
+            g_prev = g
+            s = path[a:b]
+            walking = (s == FW) | (s == BW)
+            vs = _centred_mean(tt, v[a:b], ~np.isnan(v[a:b]), half)
+            ok = walking & ~np.isnan(vs)
+            ref = np.quantile(vs[ok], ref_q) if ok.sum() >= min_ref else NAN
+            near = ok & (vs >= band * ref)
+            c_n = c[a:b][near]
+            h_n = hr[a:b][near]
+            c_ref = _nanmedian_into(buf, c_n, 0, c_n.size) if _finite_count(c_n) > min_fast else NAN
+            h_ref = _nanmedian_into(buf, h_n, 0, h_n.size) if _finite_count(h_n) > min_fast else NAN
+            span = max(tt[k - 1] - tt[0], 1.0)
+            walk_share = walking.sum() / k
+            run_share = ((s == 3) | (s == 4)).sum() / k
+        p, q = out_a[j] - a, out_b[j] - a
+        x = X[j]
+        vm = _nanmedian_into(buf, v, a + p, a + q)
+        x[0] = tt[q - 1] - tt[p]
+        x[1] = vm / ref
+        x[2] = vm
+        x[3] = _nanmedian_into(buf, c, a + p, a + q) / c_ref
+        x[4] = _nanmedian_into(buf, hr, a + p, a + q) - h_ref
+        h = hr[a + p:a + q]
+        if _finite_count(h) > min_rise:
+            x[5] = _nanmedian_into(buf, hr, a + max(q - edge, p), a + q) - _nanmedian_into(buf, hr, a + p, a + min(p + edge, q))
+        x[6] = _nanmedian_into(buf, r_walk, a + p, a + q)
+        vsum = 0.0
+        vsq = 0.0
+        vn = 0
+        for vi in v[a + p:a + q]:
+            if vi == vi:
+                vsum += vi
+                vsq += vi * vi
+                vn += 1
+        if vn > 0:
+            mu = vsum / vn
+            x[7] = math.sqrt(max(vsq / vn - mu * mu, 0.0)) / max(mu, 0.1)
+        # the neighbours: mean speed over the ctx_s seconds before and after, against the piece's
+        lo = p
+        while lo > 0 and tt[lo - 1] >= tt[p] - ctx_s:
+            lo -= 1
+        hi = q
+        while hi < k and tt[hi] <= tt[q - 1] + ctx_s:
+            hi += 1
+        if vm == vm and vm > 0.05:
+            if lo < p:
+                x[8] = _nanmedian_into(buf, v, a + lo, a + p) / vm
+            if hi > q:
+                x[9] = _nanmedian_into(buf, v, a + q, a + hi) / vm
+        x[10] = float(path[a + p - 1]) if p > 0 else -1.0
+        x[11] = float(path[a + q]) if q < k else -1.0
+        counts = np.zeros(n_ctx, np.int64)
+        for i in range(a + p, a + q):
+            counts[ctx[i]] += 1
+        x[12] = float(np.argmax(counts))
+        x[13] = (tt[p] - tt[0]) / span
+        x[14] = walk_share
+        x[15] = run_share
+        x[16] = _nanmedian_into(buf, grade, a + p, a + q)
+        x[17] = 1.0 if _finite_count(c[a + p:a + q]) / (q - p) > 0.5 else 0.0
+        x[18] = 1.0 if _finite_count(h) / (q - p) > 0.5 else 0.0
+    return out_a[:m], out_b[:m], X
