@@ -55,9 +55,8 @@ HGB = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf
 THRESHOLD = 0.9
 
 
-def candidates(db: Path, sim_dir: Path | None, tag: str, walk: bool = False) -> pl.DataFrame:
-    """The rules-only candidates of one warehouse, labelled from the truth when simulated; with
-    ``walk``, the walking model's (forward-walking pieces, after the shipped running model)."""
+def candidates(db: Path, sim_dir: Path | None, tag: str) -> pl.DataFrame:
+    """The rules-only candidates of one warehouse, labelled from the truth when simulated."""
     con = warehouse.connect(db, read_only=True, wait_s=30)
     try:
         acts = store._activities(con, None, {})
@@ -69,8 +68,7 @@ def candidates(db: Path, sim_dir: Path | None, tag: str, walk: bool = False) -> 
                      .fetchall())
     finally:
         con.close()
-    bouts = (core.classify(recs, acts, bls, walk_model=None).walk_bouts if walk
-             else core.classify(recs, acts, bls, bout_model=None).bouts)
+    bouts = core.classify(recs, acts, bls, bout_model=None).bouts
     if bouts is None or bouts.height == 0:
         return pl.DataFrame()
     names = [Path(paths[int(a)].split("!/")[-1]).name for a in bouts["activity_id"]]
@@ -90,22 +88,22 @@ def candidates(db: Path, sim_dir: Path | None, tag: str, walk: bool = False) -> 
     return bouts.with_columns(tag=pl.lit(tag), file=pl.Series(names), backward_share=share)
 
 
-def _labelled(workdirs: list[Path], walk: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _labelled(workdirs: list[Path]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The labelled candidates of every simulated warehouse (with the session kind), and of the
     real corpus runs of the first workdir."""
     parts = []
     for wd in workdirs:
         for db in sorted(glob.glob(str(wd / "athlete_*.duckdb"))):
             if not db.endswith(".snapshot.duckdb"):
-                parts.append(candidates(Path(db), wd / "sim", wd.name, walk))
+                parts.append(candidates(Path(db), wd / "sim", wd.name))
     real_db = workdirs[0] / "corpus_per_device.duckdb"
-    real = candidates(real_db, None, "real", walk) if real_db.exists() else pl.DataFrame()
+    real = candidates(real_db, None, "real") if real_db.exists() else pl.DataFrame()
     kinds = pl.concat([read_manifest(wd / "sim" / "manifest.csv").select("file", "kind")
                        .with_columns(tag=pl.lit(wd.name)) for wd in workdirs])
     return pl.concat([p for p in parts if p.height]).join(kinds, on=["tag", "file"], how="left"), real
 
 
-def export(clf, keep: list[int], features: tuple[str, ...] = boutmodel.FEATURES) -> boutmodel.BoutModel:
+def export(clf, keep: list[int]) -> boutmodel.BoutModel:
     """scikit-learn's fitted trees as a BoutModel (leaf values already include the learning rate);
     ``keep``: the ``boutmodel.FEATURES`` index of each column the model was trained on."""
     trees = []
@@ -120,9 +118,9 @@ def export(clf, keep: list[int], features: tuple[str, ...] = boutmodel.FEATURES)
                       "left": np.where(leaf, -1, nodes["left"]).tolist(),
                       "right": np.where(leaf, -1, nodes["right"]).tolist(),
                       "value": np.where(leaf, nodes["value"], 0.0).tolist()})
-    doc = {"format": boutmodel.FORMAT, "features": list(features), "threshold": THRESHOLD,
+    doc = {"format": boutmodel.FORMAT, "features": list(boutmodel.FEATURES), "threshold": THRESHOLD,
            "baseline": float(np.ravel(clf._baseline_prediction)[0]), "trees": trees}
-    return boutmodel.from_json(doc, "exported model", features)
+    return boutmodel.from_json(doc, "exported model")
 
 
 def main() -> None:
@@ -139,8 +137,6 @@ def main() -> None:
                     help="read the labelled candidates a --features-out run wrote instead of the workdirs")
     ap.add_argument("--siblings", nargs="*", default=[], metavar="MIN_P,DV,DC",
                     help="also report boutmodel.siblings at these settings (leave one seed out, at THRESHOLD)")
-    ap.add_argument("--walk", action="store_true",
-                    help="the walking model instead (boutmodel.walk_candidates, WALK_FEATURES; no siblings)")
     args = ap.parse_args()
     if bool(args.features_in) == bool(args.workdirs):
         ap.error("give either evaluate workdirs or --features-in")
@@ -148,10 +144,10 @@ def main() -> None:
         both = pl.read_parquet(args.features_in)
         sim, real = both.filter(pl.col("tag") != "real"), both.filter(pl.col("tag") == "real")
     else:
-        sim, real = _labelled(args.workdirs, args.walk)
+        sim, real = _labelled(args.workdirs)
     if args.features_out:
         pl.concat([sim, real], how="diagonal_relaxed").write_parquet(args.features_out)
-    feats = list(boutmodel.WALK_FEATURES if args.walk else boutmodel.FEATURES)
+    feats = list(boutmodel.FEATURES)
     unknown = set(d for d in args.drop.split(",") if d) - set(feats)
     if unknown:
         raise SystemExit(f"--drop: no such features {sorted(unknown)}")
@@ -179,10 +175,8 @@ def main() -> None:
               f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
               f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
               f"{int((pr >= thr).sum())} stretches, {dr[pr >= thr].sum():.0f} s")
-    settings = [] if args.walk else [[boutmodel.SIBLING_MIN_P, boutmodel.SIBLING_SPEED_TOLERANCE,
-                                      boutmodel.SIBLING_CADENCE_TOLERANCE],
-                                     *[[float(x) for x in a.split(",")] for a in args.siblings]]
-    for setting in settings:
+    for setting in [boutmodel.SIBLING_MIN_P, boutmodel.SIBLING_SPEED_TOLERANCE,
+                    boutmodel.SIBLING_CADENCE_TOLERANCE], *[[float(x) for x in a.split(",")] for a in args.siblings]:
         min_p, dv, dc = setting
 
         def turned(X_, p_, session):
@@ -202,7 +196,7 @@ def main() -> None:
             if q >= min(args.threshold):
                 print(f"  real stretch at p = {q:.3f}: {f}, {d:.0f} s")
     if args.out:
-        model = export(final, keep, tuple(feats))
+        model = export(final, keep)
         err = float(np.abs(model.predict(X_all) - final.predict_proba(X)[:, 1]).max())
         print(f"exported {len(model.n_nodes)} trees; max |p(numpy) - p(sklearn)| = {err:.2e}")
         if err > 1e-9:

@@ -47,24 +47,6 @@ FEATURES = ("dur_s", "v_over_fast", "c_over_fast", "hr_minus_fast_bpm", "hr_rise
 MIN_CANDIDATE_S = 30.0   # also the shortest part of a turned stretch the trim may leave
 CANDIDATE = np.array([MIN_CANDIDATE_S, 120.0, 60.0, 0.9, 0.92, 30.0, 30.0, 20.0, 40.0])
 assert len(FEATURES) == kernels.BOUT_N_FEATURES
-# the walking model (``walk_candidates``, ``default_walk``): stretches decoded as forward walking,
-# split where the pace changes by >= 1.2x for >= 30 s a side (backward walking is 0.6-0.75x forward
-# walking, reference/biomech.md section 8; forward walks between bouts were merged with them), each
-# piece against today's forward walking: the 80th percentile of the 30 s centred mean speed of the
-# walking records (>= 60 of them), cadence and HR of the walking records at >= 0.92x it (> 20
-# values); neighbours over 60 s each side
-WALK_FEATURES = ("dur_s", "v_over_walk", "speed_mps", "c_over_walk", "hr_minus_walk_bpm", "hr_rise_bpm",
-                 "cadence_residual", "v_cv", "v_before_ratio", "v_after_ratio", "state_before", "state_after",
-                 "context", "position", "walking_share", "running_share", "grade", "has_cadence", "has_hr")
-# only pieces of >= 90 s are scored: HR lags pace by tau ~ 58 s (Hunt 2015), and without it a
-# slower forward walk at an unchanged cadence looks like backward walking (real corpus walks: 28
-# pieces of 31-100 s at p >= 0.9 when shorter pieces were scored, none of >= 90 s; dev seeds 5-19,
-# docs/ACCURACY.md "The walking model")
-WALK_MIN_PIECE_S = 90.0
-WALK_CANDIDATE = np.array([MIN_CANDIDATE_S, 60.0, 0.8, 0.92, 20.0, 15.0, 1.2, 20.0, 40.0, 60.0])
-assert len(WALK_FEATURES) == kernels.WALK_N_FEATURES
-WALK_MODEL_PATH = Path(__file__).with_name("walk_model.json")
-
 # without cadence, speed is the only gait cue left, and backward running is 0.68-0.82x easy
 # forward speed (reference/biomech.md section 8): a stretch at today's fast pace cannot be told
 # backward, whatever its HR. Never turned: no simulated backward stretch without cadence was above
@@ -182,14 +164,13 @@ class BoutModel:
                 "baseline": self.baseline, "meta": self.meta, "trees": trees}
 
 
-def from_json(doc: dict, source: str = "bout model", features: tuple[str, ...] = FEATURES) -> BoutModel:
-    """Build a BoutModel from its JSON form (see ``to_json``); checks shape and ``features``
-    (``FEATURES`` for the running model, ``WALK_FEATURES`` for the walking one)."""
+def from_json(doc: dict, source: str = "bout model") -> BoutModel:
+    """Build a BoutModel from its JSON form (see ``to_json``); checks shape and features."""
     try:
         if doc.get("format") != FORMAT:
             raise BoutModelError(f"{source}: format {doc.get('format')!r}, expected {FORMAT!r}")
-        if tuple(doc["features"]) != features:
-            raise BoutModelError(f"{source}: trained on features {doc['features']}, this code computes {list(features)}")
+        if tuple(doc["features"]) != FEATURES:
+            raise BoutModelError(f"{source}: trained on features {doc['features']}, this code computes {list(FEATURES)}")
         trees = doc["trees"]
         if not trees:
             raise BoutModelError(f"{source}: no trees")
@@ -206,10 +187,10 @@ def from_json(doc: dict, source: str = "bout model", features: tuple[str, ...] =
         feature = pad("feature", -1, np.int64)
         left, right = pad("left", 0, np.int64), pad("right", 0, np.int64)
         inner = feature >= 0
-        if (feature[inner] >= len(features)).any() or (left[inner] >= width).any() or (right[inner] >= width).any():
+        if (feature[inner] >= len(FEATURES)).any() or (left[inner] >= width).any() or (right[inner] >= width).any():
             raise BoutModelError(f"{source}: a node points outside its tree")
         left[~inner], right[~inner] = 0, 0
-        return BoutModel(features, float(doc["threshold"]), float(doc["baseline"]), feature,
+        return BoutModel(FEATURES, float(doc["threshold"]), float(doc["baseline"]), feature,
                          pad("split", 0.0, float), pad("nan_left", 0, bool), left, right, pad("value", 0.0, float),
                          np.array([len(t["feature"]) for t in trees]), meta=dict(doc.get("meta", {})))
     except (KeyError, TypeError, ValueError) as e:
@@ -218,12 +199,12 @@ def from_json(doc: dict, source: str = "bout model", features: tuple[str, ...] =
         raise BoutModelError(f"{source}: malformed ({type(e).__name__}: {e})") from e
 
 
-def load(path: Path = MODEL_PATH, features: tuple[str, ...] = FEATURES) -> BoutModel:
+def load(path: Path = MODEL_PATH) -> BoutModel:
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise BoutModelError(f"{path}: cannot read the bout model ({e})") from e
-    return from_json(doc, str(path), features)
+    return from_json(doc, str(path))
 
 
 @dataclass(frozen=True)
@@ -245,46 +226,20 @@ def candidates(path: np.ndarray, f: Features, ctx: np.ndarray) -> Candidates:
     return Candidates(st, en, X)
 
 
-def walk_candidates(path: np.ndarray, f: Features, ctx: np.ndarray, r_walk: np.ndarray) -> Candidates:
-    """The pieces of >= WALK_MIN_PIECE_S of every stretch decoded as forward walking, split at speed
-    changes (``kernels.walk_candidates``), with the walking model's features."""
-    a64 = np.ascontiguousarray
-    st, en, X = kernels.walk_candidates(a64(f.starts, np.int64), a64(f.ends, np.int64), a64(path, np.int8),
-                                        a64(f.t, float), a64(f.v, float), a64(f.c, float), a64(f.hr, float),
-                                        a64(f.grade, float), a64(r_walk, float), a64(ctx, np.int64),
-                                        len(CONTEXTS), WALK_CANDIDATE)
-    keep = X[:, 0] >= WALK_MIN_PIECE_S
-    return Candidates(st[keep], en[keep], X[keep])
-
-
 def default() -> BoutModel | None:
     """The model ``classify`` uses unless told otherwise: the package's ``bout_model.json``, or
     what ``RETROINGEST_BOUT_MODEL`` names (``off``: none, the rules alone; else a model file).
     Each file is read once."""
-    return _default(ENV, MODEL_PATH, FEATURES)
-
-
-def default_walk() -> BoutModel | None:
-    """The walking model ``classify`` uses unless told otherwise: the package's
-    ``walk_model.json``, or what ``RETROINGEST_WALK_MODEL`` names (``off``: none). With
-    ``RETROINGEST_BOUT_MODEL=off`` (the rules alone) there is no walking model either."""
-    if os.environ.get(ENV, "").strip().lower() == "off":
-        return None
-    return _default(WALK_ENV, WALK_MODEL_PATH, WALK_FEATURES)
-
-
-def _default(env: str, shipped: Path, features: tuple[str, ...]) -> BoutModel | None:
-    choice = os.environ.get(env, "").strip()
+    choice = os.environ.get(ENV, "").strip()
     if choice.lower() == "off":
         return None
-    path = Path(choice) if choice else shipped
+    path = Path(choice) if choice else MODEL_PATH
     if path not in _LOADED:
-        _LOADED[path] = load(path, features)
+        _LOADED[path] = load(path)
     return _LOADED[path]
 
 
 ENV = "RETROINGEST_BOUT_MODEL"
-WALK_ENV = "RETROINGEST_WALK_MODEL"
 _LOADED: dict[Path, BoutModel] = {}
 
 

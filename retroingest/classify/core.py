@@ -85,21 +85,17 @@ class Result:
     # the learned bout model's candidates: activity_id, start/end_time, the features, p_backward
     # (null when no model was used) and whether it turned the stretch backward
     bouts: pl.DataFrame | None = None
-    # the walking model's candidates (forward-walking pieces), in the same form
-    walk_bouts: pl.DataFrame | None = None
 
 
 def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
              baselines: dict[str, Baseline] | None = None, params: Params = PARAMS,
-             bout_model: boutmodel.BoutModel | str | None = SHIPPED,
-             walk_model: boutmodel.BoutModel | str | None = SHIPPED) -> Result:
+             bout_model: boutmodel.BoutModel | str | None = SHIPPED) -> Result:
     """Classify records of one or more activities.
 
     ``records``: canonical columns (RECORD_SCHEMA) plus ``activity_id`` (absent: one activity, id 0).
     ``activities``: optional ``activity_id, sub_sport, athlete_id``; ``baselines``: athlete_id →
     Baseline (missing athletes use the population prior). ``bout_model``: the learned model's
-    trees (``SHIPPED``: the package's; None: the rules alone, as its training script needs);
-    ``walk_model`` likewise for forward-walking stretches (``boutmodel.walk_candidates``).
+    trees (``SHIPPED``: the package's; None: the rules alone, as its training script needs).
     """
     if "activity_id" not in records.columns:
         records = records.with_columns(pl.lit(0, pl.Int64).alias("activity_id"))
@@ -148,10 +144,6 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
     bm = boutmodel.default() if isinstance(bout_model, str) and bout_model == SHIPPED else bout_model
     learned_p, sibling, bouts = _bout_model(path, f, ctx, records["ts"], bm)
     path = np.where(np.isfinite(learned_p), np.int8(BR), path).astype(path.dtype)
-    wm = boutmodel.default_walk() if isinstance(walk_model, str) and walk_model == SHIPPED else walk_model
-    walk_p, walk_bouts = _walk_model(path, f, ctx, em, records["ts"], wm)
-    path = np.where(np.isfinite(walk_p), np.int8(BW), path).astype(path.dtype)
-    learned_p = np.where(np.isfinite(walk_p), walk_p, learned_p)
     segs = _segments(records, f, path, em, ctx, ids, athletes, bls, models, same, walk_eff, split, learned_p,
                      sibling)
     refs = _refs(f, path, em, ids, athletes, bls, models, segs)
@@ -160,7 +152,7 @@ def classify(records: pl.DataFrame, activities: pl.DataFrame | None = None,
         "seq": records["seq"] if "seq" in records.columns else np.arange(f.n, dtype=np.int32),
         "state": pl.Series(model.STATES, dtype=pl.String).gather(path),
     })
-    return Result(segs, states, refs, bouts, walk_bouts)
+    return Result(segs, states, refs, bouts)
 
 
 def _activity_share(mask: np.ndarray, f: featmod.Features) -> np.ndarray:
@@ -301,26 +293,6 @@ def _bout_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, ts: pl.S
     return learned_p, sibling, table
 
 
-def _walk_model(path: np.ndarray, f: featmod.Features, ctx: np.ndarray, em: model.Emissions, ts: pl.Series,
-                wm: boutmodel.BoutModel | None) -> tuple[np.ndarray, pl.DataFrame]:
-    """Forward-walking pieces the learned walking model calls backward (``boutmodel.walk_candidates``).
-
-    Returns p(backward) per record on the pieces it turns (NaN elsewhere) and the table of every
-    candidate piece with its features, p and whether it was turned.
-    """
-    cand = boutmodel.walk_candidates(path, f, ctx, em.r_walk)
-    p = wm.predict(cand.X) if wm is not None else np.full(cand.start.size, np.nan)
-    flip = p >= wm.threshold if wm is not None else np.zeros(cand.start.size, bool)
-    walk_p = np.full(f.n, np.nan)
-    for i in np.flatnonzero(flip):   # per turned piece, not per record
-        walk_p[int(cand.start[i]):int(cand.end[i])] = p[i]
-    table = pl.DataFrame({"activity_id": f.activity_id[cand.start].astype(np.int64),
-                          "start_time": ts.gather(cand.start), "end_time": ts.gather(cand.end - 1),
-                          **{name: cand.X[:, i] for i, name in enumerate(boutmodel.WALK_FEATURES)},
-                          "p_backward": p, "turned_backward": flip}, nan_to_null=True)
-    return walk_p, table
-
-
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
 
@@ -386,7 +358,7 @@ def _segments(records: pl.DataFrame, f: featmod.Features, path: np.ndarray, em: 
     # on a real track is simulated
     conf = np.where(agg["walk_split"].to_numpy(), np.where(has_c < 0.5, CAP_NO_CADENCE["backward"],
                                                            CAP_WALK_DIRECTION["backward"]), conf)
-    learned = agg["learned_p"].is_not_null().to_numpy() & back
+    learned = agg["learned_p"].is_not_null().to_numpy() & (stt == BR)
     conf = np.where(learned, np.minimum(BOUT_MODEL_CONFIDENCE, cap), conf)   # without cadence, the cap
     evidence = [_evidence(row, bls[gi], models[gi]) for row, gi in zip(agg.iter_rows(named=True), g)]
     aid = ids[g]
@@ -433,9 +405,6 @@ def _evidence(row: dict, bl: Baseline, m: model.ActivityModel) -> str:
                      f"trained on simulated sessions (p={row['learned_p']:.2f}"
                      + ("; turned as the twin of a surer bout this session at the same pace and cadence)"
                         if row["sibling"] else ")"))
-    if row["learned_p"] is not None and row["state"] == BW:
-        parts.append(f"learned walking model over pace, HR and cadence against today's forward walking, "
-                     f"trained on simulated sessions (p={row['learned_p']:.2f})")
     if row["state"] != S:
         if row["has_c"] >= 0.5 and row["step_ratio"] is not None:
             parts.append(f"step {row['step_ratio']:.2f}x forward at {row['c']:.0f} spm")

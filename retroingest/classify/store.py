@@ -185,8 +185,7 @@ def _classify_parallel(records: pl.DataFrame, acts: pl.DataFrame, baselines: dic
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda p: classify(p[0], p[1], baselines), parts))
     return Result(pl.concat([r.segments for r in results]), pl.concat([r.states for r in results]),
-                  [x for r in results for x in r.refs], pl.concat([r.bouts for r in results]),
-                  pl.concat([r.walk_bouts for r in results]))
+                  [x for r in results for x in r.refs], pl.concat([r.bouts for r in results]))
 
 
 def _load_baselines(con: duckdb.DuckDBPyConnection) -> dict[str, Baseline]:
