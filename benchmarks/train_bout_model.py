@@ -162,35 +162,34 @@ def main() -> None:
         clf = HistGradientBoostingClassifier(**HGB).fit(X[tags != tag], y[tags != tag])
         p[tags == tag] = clf.predict_proba(X[tags == tag])[:, 1]
     final = HistGradientBoostingClassifier(**HGB).fit(X, y)
-    Xr = real.select(feats).to_numpy().astype(float)[:, keep] if real.height else np.zeros((0, len(keep)))
-    pr = final.predict_proba(Xr)[:, 1] if real.height else np.zeros(0)
+    Xr_all = real.select(feats).to_numpy().astype(float) if real.height else np.zeros((0, len(feats)))
+    pr = final.predict_proba(Xr_all[:, keep])[:, 1] if real.height else np.zeros(0)
     dr = real["dur_s"].to_numpy() if real.height else np.zeros(0)
     print(f"candidates: {y.size} simulated in {len(np.unique(tags))} workdirs ({y.sum()} backward, "
           f"{(dur * share).sum():.0f} backward s), {real.height} real")
     print("leave one seed out; real runs judged by the model trained on every workdir:")
+
+    def summary(sel: np.ndarray, sel_real: np.ndarray) -> str:
+        """Bouts and seconds the simulated selection ``sel`` gets right and wrong, and the real one."""
+        return (f"backward bouts {int((sel & (y == 1)).sum())}/{int(y.sum())}, "
+                f"true s {(dur * share)[sel].sum():.0f}, false s in negative sessions "
+                f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
+                f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
+                f"{int(sel_real.sum())} stretches, {dr[sel_real].sum():.0f} s")
+
     for thr in args.threshold:
-        sel = p >= thr
-        print(f"  p >= {thr}: backward bouts {int((sel & (y == 1)).sum())}/{int(y.sum())}, "
-              f"true s {(dur * share)[sel].sum():.0f}, false s in negative sessions "
-              f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
-              f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
-              f"{int((pr >= thr).sum())} stretches, {dr[pr >= thr].sum():.0f} s")
-    for setting in [boutmodel.SIBLING_MIN_P, boutmodel.SIBLING_SPEED_TOLERANCE,
-                    boutmodel.SIBLING_CADENCE_TOLERANCE], *[[float(x) for x in a.split(",")] for a in args.siblings]:
-        min_p, dv, dc = setting
+        print(f"  p >= {thr}: {summary(p >= thr, pr >= thr)}")
+    session = (sim["tag"] + "/" + sim["file"]).to_numpy()
+    session_r = real["file"].to_numpy() if real.height else np.zeros(0, str)
+    for min_p, dv, dc in [boutmodel.SIBLING_MIN_P, boutmodel.SIBLING_SPEED_TOLERANCE, boutmodel.SIBLING_CADENCE_TOLERANCE], \
+            *[[float(x) for x in a.split(",")] for a in args.siblings]:
 
-        def turned(X_, p_, session):
-            t = (p_ >= THRESHOLD) & ~boutmodel._fast_without_cadence(X_)
-            return t | boutmodel.siblings(X_, p_, session, t, min_p=min_p, speed_tolerance=dv, cadence_tolerance=dc)
+        def with_siblings(X_, p_, session_):
+            t = boutmodel.turned(X_, p_, THRESHOLD)
+            return t | boutmodel.siblings(X_, p_, session_, t, min_p=min_p, speed_tolerance=dv, cadence_tolerance=dc)
 
-        sel = turned(X_all, p, (sim["tag"] + "/" + sim["file"]).to_numpy())
-        sel_r = turned(real.select(feats).to_numpy().astype(float), pr, real["file"].to_numpy()) if real.height \
-            else np.zeros(0, bool)
-        print(f"  siblings min_p {min_p}, dv {dv}, dc {dc}: backward bouts {int((sel & (y == 1)).sum())}/{int(y.sum())}, "
-              f"true s {(dur * share)[sel].sum():.0f}, false s in negative sessions "
-              f"{(dur * (1 - share))[sel & (kind == 'negative')].sum():.0f}, in backward sessions "
-              f"{(dur * (1 - share))[sel & (kind != 'negative')].sum():.0f}; real runs: "
-              f"{int(sel_r.sum())} stretches, {dr[sel_r].sum():.0f} s")
+        print(f"  siblings min_p {min_p}, dv {dv}, dc {dc}: "
+              f"{summary(with_siblings(X_all, p, session), with_siblings(Xr_all, pr, session_r))}")
     if real.height:
         for f, d, q in zip(real["file"], dr, pr):
             if q >= min(args.threshold):

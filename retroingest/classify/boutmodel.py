@@ -75,6 +75,13 @@ def _fast_without_cadence(X: np.ndarray) -> np.ndarray:
     return (X[:, i_cad] == 0) & ~(X[:, i_v] <= NO_CADENCE_MAX_SPEED_RATIO)
 
 
+def turned(X: np.ndarray, p: np.ndarray, threshold: float) -> np.ndarray:
+    """Which candidates become backward running at ``threshold``: p >= threshold, and without
+    cadence only below NO_CADENCE_MAX_SPEED_RATIO x today's fast running (``BoutModel.turned_backward``
+    at the model's own threshold; the training script's leave-one-seed-out report at its own)."""
+    return (p >= threshold) & ~_fast_without_cadence(X)
+
+
 def siblings(X: np.ndarray, p: np.ndarray, activity: np.ndarray, turned: np.ndarray, *,
              min_p: float = SIBLING_MIN_P, speed_tolerance: float = SIBLING_SPEED_TOLERANCE,
              cadence_tolerance: float = SIBLING_CADENCE_TOLERANCE) -> np.ndarray:
@@ -149,9 +156,8 @@ class BoutModel:
         return 1.0 / (1.0 + np.exp(-np.clip(raw, -50.0, 50.0)))
 
     def turned_backward(self, X: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """Which candidates become backward running: p >= threshold, and without cadence only
-        below NO_CADENCE_MAX_SPEED_RATIO x today's fast running."""
-        return (p >= self.threshold) & ~_fast_without_cadence(X)
+        """Which candidates become backward running (``turned`` at this model's threshold)."""
+        return turned(X, p, self.threshold)
 
     def to_json(self) -> dict:
         trees = []
